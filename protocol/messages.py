@@ -1,0 +1,412 @@
+"""Typed, versioned messages of the wire protocol.
+
+Every JSON message carries ``"type"`` and ``"v"`` (its version). Parsing is
+strict: bad JSON, an unknown type, a newer version than this code knows, or a
+missing / ill-typed field raise :class:`ProtocolError` — never anything else.
+Model chunks are the one exception: their payload is the raw bytes of the
+chunk (the topic carries the hash and index), so a push costs no base64.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from protocol.errors import ProtocolError
+from protocol.topics import check_device_id, check_job_id, check_sha256
+
+# History of message versions (readers accept every version up to the current):
+#   1 — first version.
+MESSAGE_VERSION = 1
+
+DEFAULT_CHUNK_SIZE = 64 * 1024
+
+DEVICE_STATES = ("online", "busy", "offline")
+JOB_STATES = (
+    "queued",
+    "accepted",
+    "rejected",
+    "downloading",
+    "verifying",
+    "running",
+    "succeeded",
+    "failed",
+)
+TERMINAL_JOB_STATES = ("rejected", "succeeded", "failed")
+MODEL_FORMATS = ("tflite", "onnx")
+
+T = TypeVar("T")
+
+
+def _get(
+    data: dict[str, Any], key: str, kind: type[T] | tuple[type, ...], *, optional: bool = False
+) -> Any:
+    if key not in data or data[key] is None:
+        if optional:
+            return None
+        raise ProtocolError(f"field {key!r} is missing")
+    value = data[key]
+    # bool is an int in Python; a protocol int field must not accept true/false
+    if (kind is int or kind == (int, float)) and isinstance(value, bool):
+        raise ProtocolError(f"field {key!r} must be a number, not a boolean")
+    if not isinstance(value, kind):
+        raise ProtocolError(f"field {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _str_list(data: dict[str, Any], key: str) -> list[str]:
+    value = _get(data, key, list, optional=True) or []
+    if not all(isinstance(v, str) for v in value):
+        raise ProtocolError(f"field {key!r} must be a list of strings")
+    return list(value)
+
+
+def now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True)
+class Message:
+    """Base of JSON messages: ``to_dict``/``from_dict`` and bytes helpers."""
+
+    TYPE: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        return {"type": self.TYPE, "v": MESSAGE_VERSION, **body}
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Message:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class DeviceState(Message):
+    """Retained on ``dev/{id}/state``; the Last Will publishes ``offline``."""
+
+    TYPE: ClassVar[str] = "state"
+    device_id: str
+    state: str
+    epoch: int
+    """Increases on every agent start, so a stale state can be told from a new one."""
+    ts: float
+    job_id: str | None = None
+
+    def __post_init__(self) -> None:
+        check_device_id(self.device_id)
+        if self.state not in DEVICE_STATES:
+            raise ProtocolError(f"unknown device state {self.state!r}")
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> DeviceState:
+        return cls(
+            device_id=_get(data, "device_id", str),
+            state=_get(data, "state", str),
+            epoch=_get(data, "epoch", int),
+            ts=float(_get(data, "ts", (int, float))),
+            job_id=_get(data, "job_id", str, optional=True),
+        )
+
+
+@dataclass(frozen=True)
+class DeviceInfo(Message):
+    """Retained on ``dev/{id}/info``: what the device is and can run."""
+
+    TYPE: ClassVar[str] = "info"
+    device_id: str
+    device: dict[str, Any]
+    runtimes: dict[str, Any]
+    tags: list[str]
+    free_disk_mb: float | None
+    cached_models: list[str]
+    agent_version: str
+    ts: float
+    unsigned_jobs_allowed: bool = False
+
+    def __post_init__(self) -> None:
+        check_device_id(self.device_id)
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> DeviceInfo:
+        free = _get(data, "free_disk_mb", (int, float), optional=True)
+        return cls(
+            device_id=_get(data, "device_id", str),
+            device=_get(data, "device", dict),
+            runtimes=_get(data, "runtimes", dict),
+            tags=_str_list(data, "tags"),
+            free_disk_mb=None if free is None else float(free),
+            cached_models=_str_list(data, "cached_models"),
+            agent_version=_get(data, "agent_version", str),
+            ts=float(_get(data, "ts", (int, float))),
+            unsigned_jobs_allowed=bool(data.get("unsigned_jobs_allowed", False)),
+        )
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """The model a job runs: content-addressed, transferred in chunks."""
+
+    sha256: str
+    size_bytes: int
+    name: str
+    format: str
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+
+    def __post_init__(self) -> None:
+        check_sha256(self.sha256)
+        if self.size_bytes < 1:
+            raise ProtocolError("model size must be positive")
+        if self.format not in MODEL_FORMATS:
+            raise ProtocolError(f"unknown model format {self.format!r}")
+        if not 1024 <= self.chunk_size <= 1024 * 1024:
+            raise ProtocolError(f"chunk size {self.chunk_size} out of range (1 KiB..1 MiB)")
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.size_bytes // self.chunk_size)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelRef:
+        if not isinstance(data, dict):
+            raise ProtocolError("field 'model' must be an object")
+        return cls(
+            sha256=_get(data, "sha256", str),
+            size_bytes=_get(data, "size_bytes", int),
+            name=_get(data, "name", str),
+            format=_get(data, "format", str),
+            chunk_size=_get(data, "chunk_size", int, optional=True) or DEFAULT_CHUNK_SIZE,
+        )
+
+
+@dataclass(frozen=True)
+class JobManifest(Message):
+    """A job for one device: which model, with which settings. Always travels
+    inside a signed envelope (see protocol.signing)."""
+
+    TYPE: ClassVar[str] = "job"
+    job_id: str
+    device_id: str
+    model: ModelRef
+    settings: dict[str, Any]
+    issued_at: float
+    expires_at: float
+    label: str | None = None
+    host_id: str = "hostctl"
+
+    def __post_init__(self) -> None:
+        check_job_id(self.job_id)
+        check_device_id(self.device_id)
+        if self.expires_at <= self.issued_at:
+            raise ProtocolError("manifest expires before it was issued")
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> JobManifest:
+        return cls(
+            job_id=_get(data, "job_id", str),
+            device_id=_get(data, "device_id", str),
+            model=ModelRef.from_dict(data.get("model")),
+            settings=_get(data, "settings", dict),
+            issued_at=float(_get(data, "issued_at", (int, float))),
+            expires_at=float(_get(data, "expires_at", (int, float))),
+            label=_get(data, "label", str, optional=True),
+            host_id=_get(data, "host_id", str, optional=True) or "hostctl",
+        )
+
+
+@dataclass(frozen=True)
+class ResultAck(Message):
+    """Host→agent: these results are stored; the agent may forget them."""
+
+    TYPE: ClassVar[str] = "ack"
+    device_id: str
+    job_ids: list[str]
+    issued_at: float
+    expires_at: float
+
+    def __post_init__(self) -> None:
+        check_device_id(self.device_id)
+        for job_id in self.job_ids:
+            check_job_id(job_id)
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> ResultAck:
+        return cls(
+            device_id=_get(data, "device_id", str),
+            job_ids=_str_list(data, "job_ids"),
+            issued_at=float(_get(data, "issued_at", (int, float))),
+            expires_at=float(_get(data, "expires_at", (int, float))),
+        )
+
+
+@dataclass(frozen=True)
+class Collect(Message):
+    """Host→agent: re-send every result not yet acknowledged (and re-announce)."""
+
+    TYPE: ClassVar[str] = "collect"
+    device_id: str
+    issued_at: float
+    expires_at: float
+
+    def __post_init__(self) -> None:
+        check_device_id(self.device_id)
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Collect:
+        return cls(
+            device_id=_get(data, "device_id", str),
+            issued_at=float(_get(data, "issued_at", (int, float))),
+            expires_at=float(_get(data, "expires_at", (int, float))),
+        )
+
+
+@dataclass(frozen=True)
+class JobEvent(Message):
+    """Agent→host on ``dev/{id}/job/{job}/event``: a job state change or progress."""
+
+    TYPE: ClassVar[str] = "event"
+    device_id: str
+    job_id: str
+    state: str
+    ts: float
+    reason: str | None = None
+    """Why a job was rejected or failed (one line)."""
+    code: str | None = None
+    """Machine-readable reason, e.g. 'bad_signature', 'expired', 'crashed'."""
+    progress: dict[str, Any] = field(default_factory=dict)
+    """e.g. {"received": 3, "total": 10} while downloading, {"phase": "warmup"} while running."""
+
+    def __post_init__(self) -> None:
+        check_device_id(self.device_id)
+        check_job_id(self.job_id)
+        if self.state not in JOB_STATES:
+            raise ProtocolError(f"unknown job state {self.state!r}")
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> JobEvent:
+        return cls(
+            device_id=_get(data, "device_id", str),
+            job_id=_get(data, "job_id", str),
+            state=_get(data, "state", str),
+            ts=float(_get(data, "ts", (int, float))),
+            reason=_get(data, "reason", str, optional=True),
+            code=_get(data, "code", str, optional=True),
+            progress=_get(data, "progress", dict, optional=True) or {},
+        )
+
+
+@dataclass(frozen=True)
+class JobResult(Message):
+    """Agent→host on ``dev/{id}/job/{job}/result``: the result document."""
+
+    TYPE: ClassVar[str] = "result"
+    device_id: str
+    job_id: str
+    result: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        check_device_id(self.device_id)
+        check_job_id(self.job_id)
+        if not isinstance(self.result.get("schema"), str):
+            raise ProtocolError("result document has no schema")
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> JobResult:
+        return cls(
+            device_id=_get(data, "device_id", str),
+            job_id=_get(data, "job_id", str),
+            result=_get(data, "result", dict),
+        )
+
+
+@dataclass(frozen=True)
+class ChunkRequest(Message):
+    """Agent→host on ``blob/{sha}/request``: the chunk indices this device misses."""
+
+    TYPE: ClassVar[str] = "chunk_request"
+    device_id: str
+    sha256: str
+    missing: list[int]
+    job_id: str | None = None
+
+    def __post_init__(self) -> None:
+        check_device_id(self.device_id)
+        check_sha256(self.sha256)
+        if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in self.missing):
+            raise ProtocolError("missing chunk indices must be non-negative integers")
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> ChunkRequest:
+        missing = _get(data, "missing", list)
+        return cls(
+            device_id=_get(data, "device_id", str),
+            sha256=_get(data, "sha256", str),
+            missing=list(missing),
+            job_id=_get(data, "job_id", str, optional=True),
+        )
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (
+        DeviceState,
+        DeviceInfo,
+        JobManifest,
+        ResultAck,
+        Collect,
+        JobEvent,
+        JobResult,
+        ChunkRequest,
+    )
+}
+
+M = TypeVar("M", bound=Message)
+
+
+def decode_json(payload: bytes | str) -> dict[str, Any]:
+    """Decode a JSON object payload or raise ProtocolError."""
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"payload is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("payload is not a JSON object")
+    return data
+
+
+def parse_message(
+    payload: bytes | str | dict[str, Any], expected: type[M] | None = None
+) -> Message:
+    """Parse any JSON message of this protocol (optionally requiring one type)."""
+    data = payload if isinstance(payload, dict) else decode_json(payload)
+    kind = data.get("type")
+    if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
+        raise ProtocolError(f"unknown message type {kind!r}")
+    version = data.get("v")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ProtocolError(f"message {kind!r} has no valid version")
+    if version > MESSAGE_VERSION:
+        raise ProtocolError(
+            f"message {kind!r} has version {version}, this code knows up to "
+            f"{MESSAGE_VERSION}: upgrade edgeprof"
+        )
+    cls = MESSAGE_TYPES[kind]
+    if expected is not None and cls is not expected:
+        raise ProtocolError(f"expected a {expected.TYPE!r} message, got {kind!r}")
+    try:
+        return cls._from_body(data)
+    except ProtocolError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ProtocolError(f"malformed {kind!r} message: {exc}") from None
+
+
+def parse_as(payload: bytes | str | dict[str, Any], expected: type[M]) -> M:
+    """Parse and require one message type (typed for callers)."""
+    message = parse_message(payload, expected)
+    assert isinstance(message, expected)
+    return message

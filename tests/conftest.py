@@ -1,0 +1,28 @@
+"""Session-wide fixtures: a real Mosquitto broker started by the test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import MosquittoBroker
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
+    """One broker for the session (tests that kill it use `fresh_mosquitto`)."""
+    broker = MosquittoBroker(tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def fresh_mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A broker of the test's own, free to stop and restart."""
+    broker = MosquittoBroker(tmp_path / "mosquitto")
+    broker.start()
+    yield broker
+    broker.stop()

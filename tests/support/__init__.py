@@ -1,0 +1,1 @@
+"""Test support: a real Mosquitto broker per test session, free ports."""
