@@ -56,21 +56,52 @@ def _version(value: bool) -> None:
 def main_callback(
     ctx: typer.Context,
     broker: Annotated[
-        str, typer.Option(envvar="EDGEPROF_BROKER", help="Broker URL: mqtt://HOST[:PORT] or mqtts://HOST[:PORT].")
+        str,
+        typer.Option(
+            envvar="EDGEPROF_BROKER", help="Broker URL: mqtt://HOST[:PORT] or mqtts://HOST[:PORT]."
+        ),
     ] = "mqtt://127.0.0.1:1883",
-    username: Annotated[str | None, typer.Option(envvar="EDGEPROF_USERNAME", help="Broker user name.")] = None,
-    password: Annotated[
-        str | None, typer.Option(envvar="EDGEPROF_PASSWORD", help="Broker password (prefer the env variable).")
+    username: Annotated[
+        str | None, typer.Option(envvar="EDGEPROF_USERNAME", help="Broker user name.")
     ] = None,
-    ca_cert: Annotated[str | None, typer.Option("--ca-cert", envvar="EDGEPROF_CA_CERT", help="CA bundle for mqtts://.")] = None,
-    client_cert: Annotated[str | None, typer.Option("--client-cert", envvar="EDGEPROF_CLIENT_CERT", help="TLS client certificate.")] = None,
-    client_key: Annotated[str | None, typer.Option("--client-key", envvar="EDGEPROF_CLIENT_KEY", help="TLS client key.")] = None,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Do not verify the broker's TLS certificate.")] = False,
-    db: Annotated[str | None, typer.Option(envvar="EDGEPROF_DB", help="Results store (SQLite file).")] = None,
-    key: Annotated[str | None, typer.Option(envvar="EDGEPROF_KEY", help="Ed25519 signing key (default: see `hostctl keys init`).")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="EDGEPROF_PASSWORD", help="Broker password (prefer the env variable)."),
+    ] = None,
+    ca_cert: Annotated[
+        str | None,
+        typer.Option("--ca-cert", envvar="EDGEPROF_CA_CERT", help="CA bundle for mqtts://."),
+    ] = None,
+    client_cert: Annotated[
+        str | None,
+        typer.Option(
+            "--client-cert", envvar="EDGEPROF_CLIENT_CERT", help="TLS client certificate."
+        ),
+    ] = None,
+    client_key: Annotated[
+        str | None,
+        typer.Option("--client-key", envvar="EDGEPROF_CLIENT_KEY", help="TLS client key."),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Do not verify the broker's TLS certificate.")
+    ] = False,
+    db: Annotated[
+        str | None, typer.Option(envvar="EDGEPROF_DB", help="Results store (SQLite file).")
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EDGEPROF_KEY", help="Ed25519 signing key (default: see `hostctl keys init`)."
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
+    ] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Profile .tflite/.onnx models on this machine or on a fleet of edge devices."""
