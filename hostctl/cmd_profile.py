@@ -1,0 +1,199 @@
+"""`hostctl profile MODEL`: profile a model on this machine, no broker needed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+log = logging.getLogger(__name__)
+
+
+class RuntimeChoice(str, Enum):
+    """Runtimes `--runtime` accepts (ProfileSettings.runtime)."""
+
+    auto = "auto"
+    litert = "litert"
+    tflite_runtime = "tflite-runtime"
+    tensorflow = "tensorflow"
+    onnxruntime = "onnxruntime"
+
+
+_PHASE_TEXT = {
+    "starting": "starting the worker",
+    "importing": "importing the runtime",
+    "loading": "loading the model",
+    "inputs": "preparing inputs",
+    "first_inference": "first inference",
+    "warmup": "warming up",
+    "steady": "measuring",
+    "accuracy": "evaluating accuracy",
+    "finishing": "finishing",
+}
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print one red line on stderr and return the exit to raise."""
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True,
+                                                soft_wrap=True)
+    return typer.Exit(1)
+
+
+def _option_names(message: str) -> str:
+    # ProfileSettings speaks in field names; the user typed option names.
+    for name in ("runs", "warmup_seconds", "warmup", "min_seconds", "max_seconds", "threads"):
+        message = re.sub(rf"(?<![-\w]){name}\b", "--" + name.replace("_", "-"), message)
+    return message
+
+
+def build_settings(
+    *,
+    runs: int | None = None,
+    warmup: int | None = None,
+    warmup_seconds: float | None = None,
+    min_seconds: float | None = None,
+    max_seconds: float | None = None,
+    threads: int | None = None,
+    runtime: str | None = None,
+    provider: str | None = None,
+    xnnpack: bool = True,
+    shapes: list[str] | None = None,
+    inputs_path: str | None = None,
+    eval_path: str | None = None,
+    seed: int | None = None,
+    timeout_s: float | None = None,
+) -> Any:
+    """ProfileSettings from CLI values; options left as None keep the defaults.
+
+    Raises ValueError with a one-line message on invalid values.
+    """
+    from profiler.settings import ProfileSettings, parse_shape_option
+
+    given: dict[str, Any] = {
+        "runs": runs,
+        "warmup": warmup,
+        "warmup_seconds": warmup_seconds,
+        "min_seconds": min_seconds,
+        "max_seconds": max_seconds,
+        "threads": threads,
+        "runtime": runtime,
+        "provider": provider,
+        "inputs_path": inputs_path,
+        "eval_path": eval_path,
+        "seed": seed,
+        "timeout_s": timeout_s,
+    }
+    kwargs = {k: v for k, v in given.items() if v is not None}
+    if not xnnpack:
+        kwargs["xnnpack"] = False
+    if shapes:
+        kwargs["shapes"] = parse_shape_option(shapes)
+    if timeout_s is not None and timeout_s <= 0:
+        raise ValueError("--timeout must be positive")
+    return ProfileSettings(**kwargs)
+
+
+def profile_command(
+    model: Annotated[str, typer.Argument(help="The .tflite or .onnx model file.", show_default=False)],
+    runs: Annotated[int | None, typer.Option("--runs", "-n", min=1, help="Minimum steady-state runs (default: 100).")] = None,
+    warmup: Annotated[int | None, typer.Option("--warmup", min=0, help="Minimum warm-up runs (default: 10).")] = None,
+    warmup_seconds: Annotated[
+        float | None, typer.Option("--warmup-seconds", min=0.0, help="Minimum warm-up duration (default: 1).")
+    ] = None,
+    min_seconds: Annotated[
+        float | None, typer.Option("--min-seconds", min=0.0, help="Minimum steady-state duration (default: 5).")
+    ] = None,
+    max_seconds: Annotated[
+        float | None, typer.Option("--max-seconds", help="Cap on the steady state (default: 60).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", "-t", min=1, help="Intra-op threads (default: runtime's choice).")] = None,
+    runtime: Annotated[RuntimeChoice, typer.Option("--runtime", help="Runtime to use.")] = RuntimeChoice.auto,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="ONNX Runtime execution provider (default: CPUExecutionProvider).")
+    ] = None,
+    xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="XNNPACK delegate for TFLite models.")] = True,
+    shape: Annotated[
+        list[str] | None,
+        typer.Option("--shape", help="Shape of an input with dynamic dims: NAME=D1,D2,... (repeatable).", show_default=False),
+    ] = None,
+    inputs: Annotated[
+        str | None, typer.Option("--inputs", help="Inputs: .npy (single input) or .npz (by input name).")
+    ] = None,
+    eval_data: Annotated[
+        str | None, typer.Option("--eval", help="Labelled .npz (x, y) for top-1 accuracy.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of generated inputs (default: 0).")] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Wall-clock limit of the worker, seconds.")
+    ] = None,
+    label: Annotated[str | None, typer.Option("--label", help="Free-form label stored with the result.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result document as JSON, nothing else.")] = False,
+) -> None:
+    """Profile MODEL on this machine: latency with 95% CIs, memory, accuracy, thermal state."""
+    try:
+        settings = build_settings(
+            runs=runs, warmup=warmup, warmup_seconds=warmup_seconds, min_seconds=min_seconds, max_seconds=max_seconds,
+            threads=threads, runtime=runtime.value, provider=provider, xnnpack=xnnpack,
+            shapes=shape, inputs_path=inputs, eval_path=eval_data, seed=seed, timeout_s=timeout,
+        )
+    except ValueError as exc:
+        raise _fail(_option_names(str(exc))) from None
+    result = run_profile(model, settings, label=label, show_progress=True)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    elif result.get("status") != "ok":
+        error = result.get("error") or {}
+        raise _fail(str(error.get("message") or error.get("code") or "profiling failed"))
+    else:
+        from hostctl.render import result_detail
+
+        Console().print(result_detail(result))
+    if result.get("status") != "ok":
+        raise typer.Exit(1)
+
+
+def run_profile(
+    model: str, settings: Any, *, label: str | None = None, show_progress: bool = True
+) -> dict[str, Any]:
+    """Run profiler.runner.profile, with a phase spinner on stderr when it is a terminal.
+
+    A ProfilerError raised before the worker starts becomes an error document,
+    so callers always get one.
+    """
+    from profiler.errors import ProfilerError
+    from profiler.runner import profile
+
+    err = Console(stderr=True)
+    name = os.path.basename(model)
+    try:
+        if show_progress and err.is_terminal:
+            with err.status(f"{name}: starting", spinner="dots") as status:
+
+                def on_phase(phase: str) -> None:
+                    status.update(f"{name}: {_PHASE_TEXT.get(phase, phase)}")
+
+                result = profile(model, settings, label=label, on_phase=on_phase)
+        else:
+            result = profile(model, settings, label=label)
+    except ProfilerError as exc:
+        log.debug("profile raised %s", exc.code)
+        from profiler.device import device_info
+        from profiler.result import build_result, model_section, settings_section
+
+        return build_result(
+            status="error", device=device_info(), model=model_section(model),
+            settings=settings_section(settings), label=label, error=exc.to_dict(),
+        )
+    return dict(result)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `profile` to the hostctl application."""
+    app.command("profile", no_args_is_help=True)(profile_command)
+
