@@ -1,0 +1,86 @@
+"""`hostctl inspect MODEL`: the human view, --json, --shape and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from hostctl.cli import app
+from profiler import testmodels
+from profiler.analysis import analyze
+from profiler.models import demo_model
+
+
+@pytest.fixture(scope="module")
+def dynamic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("inspect") / "dynamic.onnx"
+    path.write_bytes(testmodels.build_onnx_cnn(dynamic_batch=True))
+    return path
+
+
+def _inspect(*args: str) -> Any:
+    return CliRunner().invoke(app, ["inspect", *args])
+
+
+def test_human_output_summarizes_the_model() -> None:
+    result = _inspect(str(demo_model("tflite")))
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    for text in ("demo_cnn.tflite", "tflite", "618", "106.66 k", "float32 100%", "CONV_2D",
+                 "DEPTHWISE_CONV_2D", "1x16x16x3", "0.0% of weights"):
+        assert text in out, text
+
+
+def test_json_is_exactly_the_analysis() -> None:
+    path = demo_model("onnx")
+    result = _inspect(str(path), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == analyze(path)  # nothing else on stdout
+
+
+def test_shape_option_completes_macs(dynamic_onnx: Path) -> None:
+    result = _inspect(str(dynamic_onnx), "--shape", "input=2,3,16,16", "--json")
+    assert result.exit_code == 0, result.stderr
+    model = json.loads(result.stdout)["model"]
+    assert model["macs"] == 2 * testmodels.CnnSpec().macs()
+    without = _inspect(str(dynamic_onnx))
+    assert without.exit_code == 0
+    assert "incomplete" in without.stdout and "--shape" in without.stdout
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_bad_file_is_one_red_line(tmp_path: Path) -> None:
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"\x00\x01garbage" * 300)
+    result = _inspect(str(path))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    line = _one_error_line(result.stderr)
+    assert line.startswith("error: weights.bin is neither a .tflite nor an .onnx model")
+
+
+def test_bad_file_with_json_prints_an_error_document(tmp_path: Path) -> None:
+    result = _inspect(str(tmp_path / "missing.onnx"), "--json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["error"]["code"] == "not_found"
+    assert "missing.onnx" in doc["error"]["message"]
+
+
+@pytest.mark.parametrize("shape", ["input", "input=a,b", "image=1,3,16,16"])
+def test_bad_shape_option(dynamic_onnx: Path, shape: str) -> None:
+    result = _inspect(str(dynamic_onnx), "--shape", shape)
+    assert result.exit_code == 1
+    assert "--shape" in _one_error_line(result.stderr)
+    as_json = _inspect(str(dynamic_onnx), "--shape", shape, "--json")
+    assert json.loads(as_json.stdout)["error"]["code"] == "bad_input"

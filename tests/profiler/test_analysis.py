@@ -1,0 +1,248 @@
+"""Static analysis: hand-computed parameters and MACs, sparsity, dtypes, ops, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from profiler import testmodels
+from profiler.analysis import analyze, detect_format
+from profiler.errors import ProfilerError
+
+# The CNN, counted by hand (see test_testmodels.test_cnn_spec_matches_hand_computation):
+# conv 3x3 8*3*9+8, depthwise 8*9+8, conv 1x1 16*8+16, fc 10*16+10.
+CNN_PARAMS = 618
+CNN_MACS = 256 * (8 * 27 + 8 * 9 + 16 * 8) + 160
+CNN_KERNEL_ELEMENTS = 216 + 72 + 128 + 160
+CNN_BIAS_ELEMENTS = 8 + 8 + 16 + 10
+
+EXPECTED_DTYPES = {
+    "fp32": {"float32": CNN_PARAMS},
+    "pruned": {"float32": CNN_PARAMS},
+    "fp16": {"float16": CNN_PARAMS},
+    "int8": {"int8": CNN_KERNEL_ELEMENTS, "int32": CNN_BIAS_ELEMENTS},
+}
+
+TFLITE_OPS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 1, "MEAN": 1, "FULLY_CONNECTED": 1, "SOFTMAX": 1}
+ONNX_OPS = {"Conv": 3, "Relu": 3, "GlobalAveragePool": 1, "Flatten": 1, "Gemm": 1, "Softmax": 1}
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+@pytest.mark.parametrize("variant", testmodels.VARIANTS)
+def test_cnn_params_macs_and_dtypes(model_files: dict[str, Path], fmt: str, variant: str) -> None:
+    report = analyze(model_files[f"cnn_{variant}.{fmt}"])
+    model = report["model"]
+    assert model["format"] == fmt
+    assert model["params"] == CNN_PARAMS
+    assert model["macs"] == CNN_MACS
+    assert model["flops"] == 2 * CNN_MACS
+    assert model["macs_complete"] is True
+    assert model["weight_dtypes"] == EXPECTED_DTYPES[variant]
+    if variant == "pruned":
+        # half of every kernel, rounded down; biases untouched
+        assert model["sparsity"] == pytest.approx((108 + 36 + 64 + 80) / CNN_PARAMS)
+    else:
+        assert model["sparsity"] == 0.0
+
+
+def test_op_histograms(model_files: dict[str, Path]) -> None:
+    assert analyze(model_files["cnn_fp32.tflite"])["ops"] == TFLITE_OPS
+    assert analyze(model_files["cnn_fp16.tflite"])["ops"] == {**TFLITE_OPS, "DEQUANTIZE": 8}
+    assert analyze(model_files["cnn_fp32.onnx"])["ops"] == ONNX_OPS
+    assert analyze(model_files["cnn_fp16.onnx"])["ops"] == {**ONNX_OPS, "Cast": 8}
+    # QDQ: 8 weight/bias DequantizeLinear + 6 activation Q/DQ pairs
+    assert analyze(model_files["cnn_int8.onnx"])["ops"] == {
+        **ONNX_OPS, "QuantizeLinear": 6, "DequantizeLinear": 14,
+    }
+
+
+def test_slow_model_macs(model_files: dict[str, Path]) -> None:
+    spec = testmodels.SLOW_SPEC
+    for name in ("slow.tflite", "slow.onnx"):
+        model = analyze(model_files[name])["model"]
+        assert model["macs"] == spec.macs() == 96 * 96 * (64 * 27 + 64 * 9 + 128 * 64) + 1280
+        assert model["params"] == spec.params()
+
+
+def test_weights_in_constant_nodes_are_counted(model_files: dict[str, Path]) -> None:
+    report = analyze(model_files["cnn_constants.onnx"])
+    assert report["ops"]["Constant"] == 8
+    assert report["model"]["params"] == CNN_PARAMS
+    assert report["model"]["macs"] == CNN_MACS
+
+
+def test_weights_in_if_subgraphs_are_counted(model_files: dict[str, Path]) -> None:
+    report = analyze(model_files["if_subgraph.onnx"])
+    model = report["model"]
+    assert model["params"] == 32  # 4x4 initializer in `then` + 4x4 Constant in `else`
+    assert report["ops"] == {"Constant": 2, "If": 1, "MatMul": 2}
+    assert model["macs"] == 0 and model["macs_complete"] is False
+    assert any("subgraphs are not counted" in note for note in model["notes"])
+
+
+def test_qlinear_ops(model_files: dict[str, Path]) -> None:
+    model = analyze(model_files["qlinear.onnx"])["model"]
+    # scales, zero points and the Reshape's int64 shape are not parameters
+    assert model["params"] == 4 * 27 + 4 + 1440 == testmodels.QLINEAR_PARAMS
+    assert model["weight_dtypes"] == {"int8": 108 + 1440, "int32": 4}
+    assert model["macs"] == 36 * 4 * 27 + 1440 == testmodels.QLINEAR_MACS
+
+
+def test_tiny_and_classifier(model_files: dict[str, Path]) -> None:
+    assert analyze(model_files["tiny.onnx"])["model"]["params"] == 4
+    assert analyze(model_files["tiny.tflite"])["model"]["params"] == 4
+    classifier = analyze(model_files["classifier_int8.tflite"])["model"]
+    assert classifier["params"] == 110 and classifier["macs"] == 100
+    # identity weights: 90 zero weights and 10 zero biases of 110
+    assert classifier["sparsity"] == pytest.approx(100 / 110)
+
+
+def test_dynamic_batch_needs_shapes_for_macs(model_files: dict[str, Path]) -> None:
+    path = model_files["cnn_dynamic.onnx"]
+    report = analyze(path)
+    assert report["inputs"] == [
+        {"name": "input", "dtype": "float32", "shape": [None, 3, 16, 16], "dims": ["N", "3", "16", "16"]}
+    ]
+    assert report["model"]["macs_complete"] is False
+    assert report["model"]["macs"] == 0
+    assert any("--shape" in note for note in report["model"]["notes"])
+    assert report["model"]["params"] == CNN_PARAMS
+    with_shape = analyze(path, {"input": [4, 3, 16, 16]})["model"]
+    assert with_shape["macs"] == 4 * CNN_MACS and with_shape["macs_complete"] is True
+    assert with_shape["notes"] == []
+
+
+def test_dynamic_batch_tflite_reports_null_dim(tmp_path: Path) -> None:
+    path = tmp_path / "dyn.tflite"
+    path.write_bytes(testmodels.build_tflite_cnn(dynamic_batch=True))
+    report = analyze(path)
+    assert report["inputs"][0]["shape"] == [None, 16, 16, 3]
+    assert report["inputs"][0]["dims"] == ["?", "16", "16", "3"]
+    assert report["model"]["macs"] == CNN_MACS  # at the stored batch size of 1
+    assert report["model"]["notes"]
+
+
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        ({"image": [1, 3, 16, 16]}, "no input 'image'; its inputs are input"),
+        ({"input": [1, 3, 16]}, "has rank 4"),
+        ({"input": [1, 4, 16, 16]}, "does not match the fixed dims"),
+    ],
+)
+def test_bad_shapes_are_refused(model_files: dict[str, Path], shapes: dict[str, list[int]], message: str) -> None:
+    with pytest.raises(ProfilerError, match=message) as info:
+        analyze(model_files["cnn_dynamic.onnx"], shapes)
+    assert info.value.code == "bad_input"
+
+
+def test_inputs_outputs_and_quantization(model_files: dict[str, Path]) -> None:
+    report = analyze(model_files["cnn_int8.tflite"])
+    assert report["inputs"] == [{
+        "name": "input", "dtype": "int8", "shape": [1, 16, 16, 3], "dims": ["1", "16", "16", "3"],
+        "quantization": {"scale": 1 / 128, "zero_point": 0},
+    }]
+    assert report["outputs"][0]["quantization"] == {"scale": 1 / 256, "zero_point": -128}
+    dtypes = analyze(model_files["dtypes.onnx"])
+    assert [(i["name"], i["dtype"]) for i in dtypes["inputs"]] == [
+        ("x_float32", "float32"), ("x_float16", "float16"), ("x_int8", "int8"),
+        ("x_uint8", "uint8"), ("x_int32", "int32"), ("x_int64", "int64"), ("x_bool", "bool"),
+    ]
+    assert [o["name"] for o in dtypes["outputs"]][-1] == "y_bool"
+
+
+def test_custom_ops_are_listed(model_files: dict[str, Path]) -> None:
+    tflite = analyze(model_files["custom_op.tflite"])
+    assert tflite["ops"] == {"EdgeprofTestOp": 1}
+    assert tflite["model"]["custom_ops"] == ["EdgeprofTestOp"]
+    onnx = analyze(model_files["custom_op.onnx"])
+    assert onnx["ops"] == {"com.edgeprof.test:EdgeprofTestOp": 1}
+    assert onnx["model"]["custom_ops"] == ["com.edgeprof.test:EdgeprofTestOp"]
+
+
+def test_document_shape_and_file_facts(tflite_cnn: Path, onnx_cnn: Path) -> None:
+    for path in (tflite_cnn, onnx_cnn):
+        report = analyze(str(path))
+        assert set(report) == {"model", "inputs", "outputs", "ops"}
+        model = report["model"]
+        assert model["name"] == path.name
+        assert model["size_bytes"] == path.stat().st_size
+        assert model["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert model["producer"].startswith("edgeprof.testmodels")
+        json.dumps(report)  # JSON-serializable as is
+    assert analyze(onnx_cnn)["model"]["opset"] == testmodels.ONNX_OPSET
+    assert analyze(tflite_cnn)["model"]["schema_version"] == 3
+
+
+# ---------------------------------------------------------------------------
+# Errors a user can cause
+# ---------------------------------------------------------------------------
+
+
+def _error(path: Path) -> ProfilerError:
+    with pytest.raises(ProfilerError) as info:
+        analyze(path)
+    return info.value
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    err = _error(tmp_path / "nope.tflite")
+    assert err.code == "not_found" and "nope.tflite" in err.message
+    assert _error(tmp_path).code == "not_found"  # a directory
+
+
+def test_random_bytes_are_neither_format(tmp_path: Path) -> None:
+    path = tmp_path / "x.bin"
+    path.write_bytes(bytes(range(256)) * 4)
+    err = _error(path)
+    assert err.code == "unsupported_format"
+    assert err.message.startswith("x.bin is neither a .tflite nor an .onnx model (")
+
+
+@pytest.mark.parametrize("source", ["cnn_fp32.tflite", "cnn_fp32.onnx", "slow.tflite"])
+def test_truncated_files_are_bad_models(model_files: dict[str, Path], tmp_path: Path, source: str) -> None:
+    data = model_files[source].read_bytes()
+    path = tmp_path / source
+    path.write_bytes(data[: len(data) // 2])
+    err = _error(path)
+    assert err.code == "bad_model"
+    assert "truncated or corrupt" in err.message
+
+
+def test_empty_and_garbage_with_model_extensions(tmp_path: Path) -> None:
+    for name, data in (("e.tflite", b""), ("g.onnx", b"\xff" * 64), ("g.tflite", b"hello world!")):
+        (tmp_path / name).write_bytes(data)
+        assert _error(tmp_path / name).code == "bad_model"
+
+
+def test_wrong_extension_is_named(model_files: dict[str, Path], tmp_path: Path) -> None:
+    tflite_as_onnx = tmp_path / "model.onnx"
+    tflite_as_onnx.write_bytes(model_files["cnn_fp32.tflite"].read_bytes())
+    err = _error(tflite_as_onnx)
+    assert err.code == "unsupported_format"
+    assert "holds a TFLite model" in err.message and "model.tflite" in err.message
+    onnx_as_tflite = tmp_path / "model.tflite"
+    onnx_as_tflite.write_bytes(model_files["cnn_fp32.onnx"].read_bytes())
+    assert "holds an ONNX model" in _error(onnx_as_tflite).message
+
+
+def test_format_detected_by_content_without_extension(model_files: dict[str, Path], tmp_path: Path) -> None:
+    for source, fmt in (("cnn_fp32.tflite", "tflite"), ("cnn_fp32.onnx", "onnx")):
+        path = tmp_path / f"model_{fmt}"
+        path.write_bytes(model_files[source].read_bytes())
+        assert detect_format(path) == fmt
+        assert analyze(path)["model"]["params"] == CNN_PARAMS
+
+
+def test_import_loads_no_heavy_modules() -> None:
+    code = (
+        "import sys, profiler.analysis; "
+        "print(sorted(m for m in ('numpy', 'onnx', 'onnxruntime', 'ai_edge_litert') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
