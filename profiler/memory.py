@@ -1,0 +1,61 @@
+"""Resident-memory readings of the current process (used inside the worker).
+
+Linux exposes the current (VmRSS) and peak (VmHWM) resident set in
+``/proc/self/status``; elsewhere only the peak is available, from
+``resource.getrusage`` (whose unit is KiB on Linux but bytes on macOS).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+_STATUS = Path("/proc/self/status")
+
+
+@dataclass(frozen=True)
+class RssReading:
+    """One memory checkpoint, in MiB."""
+
+    rss_mb: float
+    """Current resident set (VmRSS); the peak where the current value is not exposed."""
+    hwm_mb: float
+    """Peak resident set so far (VmHWM / ru_maxrss)."""
+    source: str = "proc"
+    """'proc' (/proc/self/status) or 'getrusage' (peak only)."""
+
+
+def _from_proc(text: str) -> RssReading | None:
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            parts = rest.split()
+            # The kernel always writes "<n> kB".
+            if parts and parts[0].isdigit():
+                values[key] = int(parts[0]) / 1024.0
+    if "VmRSS" not in values:
+        return None
+    return RssReading(rss_mb=values["VmRSS"], hwm_mb=values.get("VmHWM", values["VmRSS"]))
+
+
+def maxrss_to_mb(ru_maxrss: int) -> float:
+    """Convert ``ru_maxrss`` to MiB: KiB on Linux and the BSDs, bytes on macOS."""
+    if sys.platform == "darwin":
+        return ru_maxrss / (1024.0 * 1024.0)
+    return ru_maxrss / 1024.0
+
+
+def read_rss() -> RssReading:
+    """The current and peak resident set of this process."""
+    try:
+        reading = _from_proc(_STATUS.read_text())
+    except OSError:
+        reading = None
+    if reading is not None:
+        return reading
+    import resource
+
+    peak = maxrss_to_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return RssReading(rss_mb=peak, hwm_mb=peak, source="getrusage")

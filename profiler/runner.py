@@ -1,0 +1,407 @@
+"""Profile one model: spawn a fresh worker, enforce its time limit, assemble the result.
+
+This module is imported by the agent and hostctl, so it imports no runtime, no
+NumPy and no ONNX: all of that happens in the child (``python -m profiler.worker``).
+The reply comes over a dedicated pipe (runtimes print on stdout); the child's
+stdout/stderr go to a temporary log whose tail is quoted when it fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from profiler.errors import CRASHED, INTERNAL, TIMEOUT, ProfilerError
+from profiler.memory import maxrss_to_mb
+from profiler.settings import ProfileSettings
+from profiler.worker import phase_words
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_TIMEOUT_S = 120.0
+_LOG_TAIL_CHARS = 300
+
+
+def _worker_argv() -> list[str]:
+    """The command that starts a worker: this interpreter running profiler.worker."""
+    return [sys.executable, "-m", "profiler.worker"]
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The child must import this very profiler package, wherever the caller runs from.
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class ChildOutcome:
+    """How a worker process ended and what it said."""
+
+    result: dict[str, Any] | None = None
+    error: ProfilerError | None = None
+    phase: str = "starting"
+    phases_seen: list[str] = field(default_factory=list)
+    peak_rss_mb: float | None = None
+    exit_status: int | None = None
+    """Exit code (>= 0) or minus the signal number, as subprocess reports it."""
+    timed_out: bool = False
+    log_tail: str = ""
+    runtime: dict[str, Any] | None = None
+    """The runtime the worker had chosen when it reported an error, if any."""
+
+
+def _log_tail(log_file: Any) -> str:
+    try:
+        log_file.seek(0, os.SEEK_END)
+        size = log_file.tell()
+        log_file.seek(max(0, size - 4096))
+        text = log_file.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    # Runtimes' INFO chatter ("Created TensorFlow Lite XNNPACK delegate") explains nothing.
+    lines = [ln.strip() for ln in text.splitlines()
+             if ln.strip() and not ln.startswith("INFO:")]
+    return lines[-1][-_LOG_TAIL_CHARS:] if lines else ""
+
+
+def _handle_message(
+    line: bytes, outcome: ChildOutcome, on_phase: Callable[[str], None] | None
+) -> None:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        log.warning("worker sent a malformed line: %r", line[:200])
+        return
+    kind = message.get("type")
+    if kind == "phase":
+        outcome.phase = str(message.get("phase"))
+        outcome.phases_seen.append(outcome.phase)
+        if on_phase is not None:
+            on_phase(outcome.phase)
+    elif kind == "result":
+        outcome.result = dict(message.get("data") or {})
+    elif kind == "error":
+        outcome.error = ProfilerError(
+            str(message.get("code") or INTERNAL), str(message.get("message") or "worker error")
+        )
+        runtime = message.get("runtime")
+        outcome.runtime = dict(runtime) if isinstance(runtime, dict) else None
+
+
+def _kill(pid: int) -> None:
+    # The child leads its own session: kill it and anything it started.
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def run_child(
+    request: Mapping[str, Any],
+    *,
+    timeout_s: float,
+    argv: Sequence[str] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+) -> ChildOutcome:
+    """Run one worker process to completion (or kill it at ``timeout_s``).
+
+    Never raises for what the child does; the outcome says how it ended. Peak
+    RSS comes from the kernel's rusage of the reaped child (``os.wait4``).
+    """
+    outcome = ChildOutcome()
+    with tempfile.TemporaryFile(prefix="edgeprof-worker-") as log_file:
+        read_fd, write_fd = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                list(argv or _worker_argv()),
+                stdin=subprocess.PIPE,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                pass_fds=(write_fd,),
+                env=_child_env(),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(read_fd)
+            os.close(write_fd)
+            outcome.error = ProfilerError(INTERNAL, f"cannot start the worker process: {exc}")
+            return outcome
+        os.close(write_fd)  # the child holds the only write end: EOF when it exits
+        try:
+            _talk(proc, {**request, "reply_fd": write_fd}, read_fd, timeout_s, outcome, on_phase)
+        finally:
+            os.close(read_fd)
+        outcome.log_tail = _log_tail(log_file)
+    return outcome
+
+
+def _talk(
+    proc: subprocess.Popen[bytes],
+    request: Mapping[str, Any],
+    read_fd: int,
+    timeout_s: float,
+    outcome: ChildOutcome,
+    on_phase: Callable[[str], None] | None,
+) -> None:
+    """Send the request, collect replies until EOF or the deadline, reap the child."""
+    deadline = time.monotonic() + timeout_s
+    reaped = False
+    try:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(json.dumps(request).encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the child died before reading; its exit status tells why
+        _read_replies(read_fd, deadline, outcome, on_phase)
+        status, usage = _reap(proc.pid, deadline, outcome)
+        reaped = True
+        proc.returncode = os.waitstatus_to_exitcode(status)  # keeps Popen from reaping again
+        outcome.exit_status = proc.returncode
+        outcome.peak_rss_mb = maxrss_to_mb(usage.ru_maxrss)
+    finally:
+        if not reaped:  # interrupted (e.g. KeyboardInterrupt): leave no orphan behind
+            _kill(proc.pid)
+            proc.wait()
+
+
+def _read_replies(
+    read_fd: int,
+    deadline: float,
+    outcome: ChildOutcome,
+    on_phase: Callable[[str], None] | None,
+) -> None:
+    buffer = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(read_fd, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                outcome.timed_out = True
+                return
+            if not selector.select(timeout=remaining):
+                continue
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                break
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    _handle_message(line, outcome, on_phase)
+    if buffer.strip():
+        _handle_message(buffer, outcome, on_phase)
+
+
+def _reap(pid: int, deadline: float, outcome: ChildOutcome) -> tuple[int, Any]:
+    if outcome.timed_out:
+        _kill(pid)
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return status, usage
+        if time.monotonic() >= deadline and not outcome.timed_out:
+            # Closed its reply channel but did not exit: count it as a hang.
+            outcome.timed_out = True
+            _kill(pid)
+        time.sleep(0.005)
+
+
+def outcome_error(outcome: ChildOutcome, model_name: str, timeout_s: float) -> ProfilerError | None:
+    """The ProfilerError a finished child stands for, or None if it succeeded."""
+    where = f"{phase_words(outcome.phase)} {model_name}"
+    tail = f" (last output: {outcome.log_tail})" if outcome.log_tail else ""
+    if outcome.timed_out:
+        return ProfilerError(
+            TIMEOUT,
+            f"worker exceeded its {timeout_s:g} s limit while {where} and was killed; "
+            "raise --timeout or lower --runs/--min-seconds",
+        )
+    if outcome.error is not None:
+        return outcome.error
+    status = outcome.exit_status
+    if status is not None and status < 0:
+        try:
+            sig = signal.Signals(-status).name
+        except ValueError:
+            sig = f"signal {-status}"
+        return ProfilerError(
+            CRASHED,
+            f"worker crashed with {sig} while {where}; the runtime died in native code — "
+            f"try another --runtime or --no-xnnpack{tail}",
+        )
+    if outcome.result is None:
+        return ProfilerError(
+            CRASHED, f"worker exited with code {status} without a result while {where}{tail}"
+        )
+    return None
+
+
+def _device(device_id: str | None, tags: Sequence[str]) -> dict[str, Any]:
+    from profiler.device import device_info
+
+    try:
+        return device_info(device_id, tags)
+    except Exception:  # the device description must never sink a measurement
+        log.exception("could not describe this device")
+        return {"id": device_id, "tags": list(tags)}
+
+
+def _snapshot() -> dict[str, Any] | None:
+    from profiler.environment import snapshot
+
+    try:
+        return snapshot()
+    except Exception:  # environment readings are best effort
+        log.exception("could not read the environment")
+        return None
+
+
+def _env(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, Any]:
+    from profiler.environment import env_section
+    from profiler.result import env_placeholder
+
+    if before is None or after is None:
+        return env_placeholder()
+    return env_section(before, after)
+
+
+def _analysis(model_path: str, settings: ProfileSettings) -> dict[str, Any] | None:
+    """params/MACs/sparsity from profiler.analysis, in a child of its own.
+
+    Separate from the measuring worker so that parsing the model for analysis
+    never counts towards the measured peak RSS.
+    """
+    outcome = run_child(
+        {"mode": "analyze", "model_path": model_path, "settings": settings.to_dict()},
+        timeout_s=ANALYSIS_TIMEOUT_S,
+    )
+    err = outcome_error(outcome, Path(model_path).name, ANALYSIS_TIMEOUT_S)
+    if err is not None or outcome.result is None:
+        log.warning("model analysis unavailable: %s", err.message if err else "no result")
+        return None
+    model = outcome.result.get("model")
+    return dict(model) if isinstance(model, Mapping) else None
+
+
+def _memory(worker: Mapping[str, Any] | None, ru_maxrss_mb: float | None) -> dict[str, Any]:
+    """memory_mb{...}: the worker's checkpoints and its peak from the kernel.
+
+    The worker's VmHWM is preferred: after fork+exec, Linux carries the
+    spawning process's high-water mark into the child's ru_maxrss, so wait4
+    over-reports when the caller itself is large. ru_maxrss is the fallback
+    (no /proc, or the worker died before reporting) and is kept alongside.
+    """
+    from profiler.result import memory_section
+
+    vm_hwm = worker.get("vm_hwm") if worker else None
+    if isinstance(vm_hwm, (int, float)):
+        peak: float | None = float(vm_hwm)
+        source: str | None = "VmHWM"
+    else:
+        peak = ru_maxrss_mb
+        source = "wait4" if peak is not None else None
+    section = memory_section(worker, peak)
+    section["ru_maxrss"] = round(ru_maxrss_mb, 3) if ru_maxrss_mb is not None else None
+    section["peak_rss_source"] = source
+    return section
+
+
+def profile(
+    model_path: str | os.PathLike[str],
+    settings: ProfileSettings | None = None,
+    *,
+    label: str | None = None,
+    job_id: str | None = None,
+    device_id: str | None = None,
+    tags: Sequence[str] = (),
+    on_phase: Callable[[str], None] | None = None,
+    worker_cmd: Sequence[str] | None = None,
+    analyze: bool = True,
+) -> dict[str, Any]:
+    """Measure one model in a fresh worker process and return its result document.
+
+    Never raises for model, runtime or user problems: those come back as a
+    result with ``status: "error"`` and ``error{code, message}``. ``worker_cmd``
+    replaces ``python -m profiler.worker`` (tests); ``analyze=False`` skips the
+    params/MACs/sparsity analysis child.
+    """
+    from profiler.backends import detect_format
+    from profiler.result import build_result, model_section, settings_section
+    from profiler.stats import encode_samples, latency_stats, stability_flags
+
+    settings = settings or ProfileSettings()
+    path = str(model_path)
+    name = Path(path).name
+    device = _device(device_id, tags)
+    timeout_s = settings.effective_timeout()
+
+    try:
+        detect_format(path)
+    except ProfilerError as exc:
+        return build_result(
+            status="error", job_id=job_id, label=label, device=device,
+            model=model_section(path), settings=settings_section(settings),
+            error=exc.to_dict(),
+        )
+
+    env_before = _snapshot()
+    outcome = run_child(
+        {"mode": "measure", "model_path": str(Path(path).resolve()),
+         "settings": settings.to_dict()},
+        timeout_s=timeout_s,
+        argv=worker_cmd,
+        on_phase=on_phase,
+    )
+    env_after = _snapshot()
+    err = outcome_error(outcome, name, timeout_s)
+    data = outcome.result or {}
+    analysis = _analysis(path, settings) if analyze and (
+        err is None or err.code not in (CRASHED, TIMEOUT)
+    ) else None
+    model = model_section(path, analysis)
+    memory = _memory(data.get("memory_mb"), outcome.peak_rss_mb)
+    common: dict[str, Any] = {
+        "job_id": job_id, "label": label, "device": device, "model": model,
+        "settings": settings_section(settings, data.get("inputs")),
+        "memory_mb": memory, "env": _env(env_before, env_after),
+        "runtime": data.get("runtime") or outcome.runtime,
+    }
+    if err is not None:
+        phases = {"failed_in": outcome.phase, "seen": outcome.phases_seen}
+        return build_result(status="error", error=err.to_dict(), phases=phases, **common)
+
+    samples: list[int] = [int(s) for s in data.get("samples_ns") or []]
+    if not samples:
+        return build_result(
+            status="error", error={"code": INTERNAL, "message": "the worker recorded no runs"},
+            **common,
+        )
+    stats = latency_stats(samples)
+    return build_result(
+        status="ok",
+        latency_ms=stats,
+        init_ms=data.get("init_ms"),
+        first_inference_ms=data.get("first_inference_ms"),
+        accuracy=data.get("accuracy"),
+        flags=stability_flags(samples, stats, env_before, env_after),
+        phases=data.get("phases"),
+        samples=encode_samples(samples) if settings.keep_samples else None,
+        **common,
+    )

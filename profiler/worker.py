@@ -1,0 +1,280 @@
+"""The measuring child process: ``python -m profiler.worker``.
+
+Protocol (the runner's side is :func:`profiler.runner.run_child`): the request
+is one JSON object on stdin, ``{"mode": "measure"|"analyze"|"probe",
+"model_path": ..., "settings": {...}, "reply_fd": N}``. Replies are JSON lines
+on file descriptor N (never stdout: runtimes print there):
+``{"type": "phase", "phase": P}`` as the work goes on, then exactly one
+``{"type": "result", "data": {...}}`` or ``{"type": "error", "code": C, "message": M}``.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from profiler.errors import INTERNAL, RUNTIME_ERROR, ProfilerError
+from profiler.memory import read_rss
+from profiler.settings import ProfileSettings
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[dict[str, Any]], None]
+
+# Phase identifiers → words for messages ("... while loading model.tflite").
+PHASE_WORDS = {
+    "starting": "starting on",
+    "importing": "importing the runtime for",
+    "loading": "loading",
+    "inputs": "preparing inputs for",
+    "first_inference": "running the first inference of",
+    "warmup": "warming up",
+    "steady": "running",
+    "accuracy": "evaluating the accuracy of",
+    "finishing": "finishing",
+    "analyzing": "analyzing",
+    "probing": "probing runtimes for",
+}
+
+
+def phase_words(phase: str) -> str:
+    """How a phase reads in a message, e.g. 'running the first inference of'."""
+    return PHASE_WORDS.get(phase, phase)
+
+
+class Reporter:
+    """Writes protocol messages to the reply channel, flushing each one."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self.phase = "starting"
+        self.runtime: dict[str, Any] | None = None
+        """What runs the model, once known: sent along with an error too."""
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._stream.write(json.dumps(message, allow_nan=False) + "\n")
+        self._stream.flush()
+
+    def enter(self, phase: str) -> None:
+        self.phase = phase
+        self.send({"type": "phase", "phase": phase})
+
+
+def _timed_loop(invoke: Callable[[], None], min_runs: int, min_ns: int, max_ns: int) -> tuple[
+    list[int], int, bool
+]:
+    """Run until both minima are met or ``max_ns`` passed; only ``invoke`` is timed.
+
+    Returns ``(samples_ns, elapsed_ns, capped)``; ``capped`` is True when the
+    cap stopped the loop before the minima were met.
+    """
+    clock = time.perf_counter_ns
+    samples: list[int] = []
+    append = samples.append
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection inside a timed call would show up as an outlier
+    try:
+        start = clock()
+        while True:
+            t0 = clock()
+            invoke()
+            t1 = clock()
+            append(t1 - t0)
+            elapsed = t1 - start
+            if len(samples) >= min_runs and elapsed >= min_ns:
+                return samples, elapsed, False
+            if elapsed >= max_ns:
+                return samples, elapsed, True
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _mb(value: float) -> float:
+    return round(value, 3)
+
+
+def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> dict[str, Any]:
+    """Load, warm up and time the model; the worker's part of the result document."""
+    from profiler.backends import create_backend, detect_format
+
+    reporter.enter("importing")
+    fmt = detect_format(model_path)
+    import numpy  # noqa: F401  (counted in rss_after_imports like the runtime itself)
+
+    backend = create_backend(fmt, settings)
+    reporter.runtime = backend.runtime_info()
+    rss_imports = read_rss().rss_mb
+
+    reporter.enter("loading")
+    t0 = time.perf_counter_ns()
+    backend.load(model_path)
+    load_ns = time.perf_counter_ns() - t0
+
+    reporter.enter("inputs")
+    from profiler.inputs import prepare_inputs
+
+    specs = backend.input_specs()
+    prepared = prepare_inputs(
+        specs, shapes=settings.shapes, inputs_path=settings.inputs_path, seed=settings.seed
+    )
+    reporter.enter("loading")
+    t0 = time.perf_counter_ns()
+    backend.prepare(prepared.shapes)
+    allocate_ns = time.perf_counter_ns() - t0
+    reporter.runtime = backend.runtime_info()
+    backend.bind(prepared.arrays)
+    rss_load = read_rss().rss_mb
+
+    reporter.enter("first_inference")
+    t0 = time.perf_counter_ns()
+    backend.invoke()
+    first_ns = time.perf_counter_ns() - t0
+    rss_first = read_rss().rss_mb
+
+    max_ns = int(settings.max_seconds * 1e9)
+    reporter.enter("warmup")
+    warm_samples: list[int] = []
+    warm_ns = 0
+    if settings.warmup > 0 or settings.warmup_seconds > 0:
+        warm_samples, warm_ns, _ = _timed_loop(
+            backend.invoke, settings.warmup, int(settings.warmup_seconds * 1e9), max_ns
+        )
+
+    reporter.enter("steady")
+    samples, steady_ns, capped = _timed_loop(
+        backend.invoke, settings.runs, int(settings.min_seconds * 1e9), max_ns
+    )
+    runtime = backend.runtime_info()
+
+    accuracy = None
+    if settings.eval_path:
+        reporter.enter("accuracy")
+        from profiler.accuracy import evaluate_top1
+
+        accuracy = evaluate_top1(backend, settings.eval_path)
+
+    reporter.enter("finishing")
+    end = read_rss()
+    return {
+        "format": fmt,
+        "runtime": runtime,
+        "inputs": prepared.description,
+        "outputs": [
+            {"name": s.name, "shape": list(s.shape), "dtype": s.dtype}
+            for s in backend.output_specs()
+        ],
+        "init_ms": (load_ns + allocate_ns) / 1e6,
+        "first_inference_ms": first_ns / 1e6,
+        "samples_ns": samples,
+        "phases": {
+            "load_ms": load_ns / 1e6,
+            "allocate_ms": allocate_ns / 1e6,
+            "warmup": {
+                "runs": len(warm_samples),
+                "seconds": warm_ns / 1e9,
+                "min_runs": settings.warmup,
+                "min_seconds": settings.warmup_seconds,
+            },
+            "steady": {
+                "runs": len(samples),
+                "seconds": steady_ns / 1e9,
+                "min_runs": settings.runs,
+                "min_seconds": settings.min_seconds,
+                "max_seconds": settings.max_seconds,
+                "capped": capped,
+            },
+            "gc_disabled": True,
+            "timer": "time.perf_counter_ns",
+        },
+        "accuracy": accuracy,
+        "memory_mb": {
+            "rss_after_imports": _mb(rss_imports),
+            "rss_after_load": _mb(rss_load),
+            "rss_after_first_inference": _mb(rss_first),
+            "rss_end": _mb(end.rss_mb),
+            "load_delta": _mb(rss_load - rss_imports),
+            # This process's own peak (its address space is new since exec), or
+            # None where /proc is absent; the runner prefers it to wait4's ru_maxrss.
+            "vm_hwm": _mb(end.hwm_mb) if end.source == "proc" else None,
+        },
+    }
+
+
+def analyze(model_path: str, settings: ProfileSettings, reporter: Reporter) -> dict[str, Any]:
+    """Static analysis (params, MACs, sparsity) in its own process, apart from measuring."""
+    reporter.enter("analyzing")
+    from profiler.analysis import analyze as analyze_model
+
+    result: dict[str, Any] = analyze_model(model_path, shapes=settings.shapes or None)
+    return result
+
+
+def probe(reporter: Reporter) -> dict[str, Any]:
+    """Which runtimes import here, their versions and ONNX Runtime's providers."""
+    reporter.enter("probing")
+    from profiler.runtimes import probe_in_process
+
+    return probe_in_process()
+
+
+def _error_for(exc: BaseException, phase: str, model_path: str | None) -> ProfilerError:
+    if isinstance(exc, ProfilerError):
+        return exc
+    name = Path(model_path).name if model_path else "the model"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if phase in ("loading", "first_inference", "warmup", "steady", "accuracy"):
+        return ProfilerError(
+            RUNTIME_ERROR, f"the runtime failed while {phase_words(phase)} {name}: {first}"
+        )
+    log.error("worker failure in phase %s:\n%s", phase, traceback.format_exc())
+    return ProfilerError(
+        INTERNAL, f"edgeprof worker failed while {phase_words(phase)} {name}: {first}"
+    )
+
+
+def serve(request: dict[str, Any], reporter: Reporter) -> None:
+    """Do what the request asks and send its result or error."""
+    mode = request.get("mode", "measure")
+    model_path = request.get("model_path")
+    try:
+        settings = ProfileSettings.from_dict(request.get("settings") or {})
+        if mode == "probe":
+            data = probe(reporter)
+        elif mode == "analyze":
+            data = analyze(str(model_path), settings, reporter)
+        elif mode == "measure":
+            data = measure(str(model_path), settings, reporter)
+        else:
+            raise ProfilerError(INTERNAL, f"unknown worker mode {mode!r}")
+    except Exception as exc:  # every failure goes back as a message, never a traceback
+        err = _error_for(exc, reporter.phase, model_path)
+        reporter.send(
+            {"type": "error", "code": err.code, "message": err.message,
+             "runtime": reporter.runtime}
+        )
+        return
+    reporter.send({"type": "result", "data": data})
+
+
+def main() -> int:
+    """Entry point of the child process."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="worker %(levelname)s %(name)s: %(message)s")
+    request = json.loads(sys.stdin.read() or "{}")
+    fd = int(request["reply_fd"])
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        serve(request, Reporter(stream))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Top-1 accuracy on classifiers whose correct answers are known (profiler.accuracy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from profiler import testmodels
+from profiler.accuracy import evaluate_top1
+from profiler.backends import Backend, create_backend, detect_format
+from profiler.errors import BAD_EVAL_DATA, ProfilerError
+from profiler.runner import profile
+from profiler.settings import ProfileSettings
+
+TINY = ProfileSettings(runs=5, warmup=1, min_seconds=0, warmup_seconds=0)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("acc")
+    files = {
+        "classifier_fp32.tflite": testmodels.build_tflite_classifier("fp32"),
+        "classifier_int8.tflite": testmodels.build_tflite_classifier("int8"),
+        "classifier.onnx": testmodels.build_onnx_classifier(),
+        "cnn_dynamic.onnx": testmodels.build_onnx_cnn(dynamic_batch=True),
+        "cnn_dynamic.tflite": testmodels.build_tflite_cnn(dynamic_batch=True),
+    }
+    for name, blob in files.items():
+        (out / name).write_bytes(blob)
+    paths = {name: out / name for name in files}
+    return paths
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float]:
+    out = tmp_path_factory.mktemp("labels")
+    expected = testmodels.make_labelled_dataset(out / "labelled.npz", n=50)
+    same = testmodels.make_labelled_dataset(out / "labelled_int8.npz", n=50, int8=True)
+    assert same == expected
+    return out / "labelled.npz", out / "labelled_int8.npz", expected
+
+
+@pytest.mark.parametrize(
+    ("model", "int8_data"),
+    [("classifier_fp32.tflite", False), ("classifier_int8.tflite", False),
+     ("classifier_int8.tflite", True), ("classifier.onnx", False)],
+)
+def test_top1_matches_the_known_answer(
+    data: dict[str, Path], labelled: tuple[Path, Path, float], model: str, int8_data: bool
+) -> None:
+    float_npz, int8_npz, expected = labelled
+    eval_path = int8_npz if int8_data else float_npz
+    result = profile(data[model], ProfileSettings.from_dict(
+        {**TINY.to_dict(), "eval_path": str(eval_path)}), analyze=False)
+    assert result["status"] == "ok", result["error"]
+    assert result["accuracy"] == {"top1": pytest.approx(expected), "n": 50}
+    assert result["latency_ms"]["n"] == result["phases"]["steady"]["runs"]  # timing untouched
+
+
+def _backend(path: Path, shapes: dict[str, list[int]] | None = None) -> Backend:
+    backend = create_backend(detect_format(path), TINY)
+    backend.load(str(path))
+    backend.prepare(shapes or {})
+    return backend
+
+
+def test_one_hot_labels(data: dict[str, Path], labelled: tuple[Path, Path, float],
+                        tmp_path: Path) -> None:
+    float_npz, _, expected = labelled
+    with np.load(float_npz) as npz:
+        x, y = npz["x"], npz["y"]
+    np.savez(tmp_path / "onehot.npz", x=x, y=np.eye(10, dtype=np.float32)[y])
+    acc = evaluate_top1(_backend(data["classifier.onnx"]), str(tmp_path / "onehot.npz"))
+    assert acc == {"top1": pytest.approx(expected), "n": 50}
+
+
+@pytest.mark.parametrize(("name", "sample"), [("cnn_dynamic.onnx", (3, 16, 16)),
+                                             ("cnn_dynamic.tflite", (16, 16, 3))])
+def test_dynamic_batch_models_run_in_batches(
+    data: dict[str, Path], tmp_path: Path, name: str, sample: tuple[int, ...]
+) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((70, *sample)).astype(np.float32)
+    backend = _backend(data[name], {"input": [1, *sample]})
+    # The labels are the model's own one-at-a-time answers: batching must agree.
+    y = np.array([int(np.argmax(backend.run({"input": x[i : i + 1]})[0])) for i in range(70)])
+    np.savez(tmp_path / "eval.npz", x=x, y=y)
+    assert evaluate_top1(backend, str(tmp_path / "eval.npz")) == {"top1": 1.0, "n": 70}
+
+
+@pytest.mark.parametrize(
+    ("arrays", "words"),
+    [
+        ({"x": np.zeros((4, 10), np.float32)}, "lacks y"),
+        ({"images": np.zeros((4, 10), np.float32)}, "lacks x and y"),
+        ({"x": np.zeros((4, 12), np.float32), "y": np.zeros(4, np.int64)}, "[12]"),
+        ({"x": np.zeros((4, 10), np.float32), "y": np.zeros(3, np.int64)}, "3 labels"),
+        ({"x": np.zeros((4, 10), np.float32), "y": np.zeros(4, np.float32)}, "integer labels"),
+    ],
+)
+def test_bad_eval_data_is_explained(
+    data: dict[str, Path], tmp_path: Path, arrays: dict[str, Any], words: str
+) -> None:
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ProfilerError) as err:
+        evaluate_top1(_backend(data["classifier.onnx"]), str(tmp_path / "bad.npz"))
+    assert err.value.code == BAD_EVAL_DATA
+    assert words in err.value.message
+
+
+def test_bad_eval_data_in_a_result(data: dict[str, Path], tmp_path: Path) -> None:
+    np.savez(tmp_path / "bad.npz", x=np.zeros((4, 10), np.float32))
+    settings = ProfileSettings.from_dict({**TINY.to_dict(), "eval_path": str(tmp_path / "bad.npz")})
+    result = profile(data["classifier.onnx"], settings, analyze=False)
+    assert result["status"] == "error"
+    assert result["error"]["code"] == BAD_EVAL_DATA

@@ -1,0 +1,160 @@
+"""Backends on real runtimes (LiteRT, ONNX Runtime) with generated models, in-process."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from profiler import testmodels
+from profiler.backends import create_backend, detect_format
+from profiler.backends.onnxrt import default_intra_op_threads
+from profiler.backends.tflite import import_interpreter_module, tflite_runtime_numpy_problem
+from profiler.errors import (
+    BAD_INPUT,
+    BAD_MODEL,
+    CUSTOM_OP,
+    NOT_FOUND,
+    RUNTIME_MISSING,
+    UNSUPPORTED_FORMAT,
+    ProfilerError,
+)
+from profiler.settings import ProfileSettings
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("models")
+    files = {
+        "tiny.tflite": testmodels.build_tflite_tiny(),
+        "tiny.onnx": testmodels.build_onnx_tiny(),
+        "custom_op.tflite": testmodels.build_tflite_custom_op(),
+        "custom_op.onnx": testmodels.build_onnx_custom_op(),
+    }
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    return {name: out / name for name in files}
+
+
+def _run_once(path: Path, settings: ProfileSettings) -> tuple[list[np.ndarray], dict[str, object]]:
+    backend = create_backend(detect_format(path), settings)
+    backend.load(str(path))
+    specs = backend.input_specs()
+    assert [s.name for s in specs] == ["input"]
+    backend.prepare({"input": [1, 4]})
+    backend.bind({"input": np.ones((1, 4), dtype=np.float32)})
+    backend.invoke()
+    return backend.outputs(), backend.runtime_info()
+
+
+def test_tflite_runs_on_litert_with_xnnpack(models: dict[str, Path]) -> None:
+    outputs, info = _run_once(models["tiny.tflite"], ProfileSettings())
+    np.testing.assert_allclose(outputs[0], [[2.0, 3.0, 4.0, 5.0]])
+    assert info == {
+        "name": "litert",
+        "version": importlib.metadata.version("ai-edge-litert"),
+        "delegate_or_provider": "xnnpack",
+        "threads": 1,
+    }
+
+
+def test_tflite_without_xnnpack_and_with_threads(models: dict[str, Path]) -> None:
+    outputs, info = _run_once(models["tiny.tflite"], ProfileSettings(xnnpack=False, threads=2))
+    np.testing.assert_allclose(outputs[0], [[2.0, 3.0, 4.0, 5.0]])
+    assert info["delegate_or_provider"] == "none"
+    assert info["threads"] == 2
+
+
+def test_onnx_runs_on_cpu_provider(models: dict[str, Path]) -> None:
+    outputs, info = _run_once(models["tiny.onnx"], ProfileSettings())
+    np.testing.assert_allclose(outputs[0], [[2.0, 3.0, 4.0, 5.0]])
+    assert info["name"] == "onnxruntime"
+    assert info["version"] == importlib.metadata.version("onnxruntime")
+    assert info["delegate_or_provider"] == "CPUExecutionProvider"
+    assert info["threads"] == default_intra_op_threads()
+    _, info = _run_once(models["tiny.onnx"], ProfileSettings(threads=1))
+    assert info["threads"] == 1
+
+
+def test_unknown_provider_lists_available_ones() -> None:
+    with pytest.raises(ProfilerError) as err:
+        create_backend("onnx", ProfileSettings(provider="NoSuchExecutionProvider"))
+    assert err.value.code == BAD_INPUT
+    assert "NoSuchExecutionProvider" in err.value.message
+    assert "CPUExecutionProvider" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("fmt", "runtime"),
+    [("tflite", "onnxruntime"), ("onnx", "litert"), ("onnx", "tensorflow"), ("tflite", "tvm")],
+)
+def test_runtime_that_cannot_run_the_format_is_refused(fmt: str, runtime: str) -> None:
+    with pytest.raises(ProfilerError) as err:
+        create_backend(fmt, ProfileSettings(runtime=runtime))
+    assert err.value.code == BAD_INPUT
+    assert runtime in err.value.message
+
+
+@pytest.mark.parametrize("name", ["custom_op.tflite", "custom_op.onnx"])
+def test_custom_op_error_names_the_op(models: dict[str, Path], name: str) -> None:
+    path = models[name]
+    with pytest.raises(ProfilerError) as err:
+        backend = create_backend(detect_format(path), ProfileSettings())
+        backend.load(str(path))
+        backend.prepare({})
+    assert err.value.code == CUSTOM_OP
+    assert testmodels.CUSTOM_OP_NAME in err.value.message
+
+
+def test_missing_tflite_runtime_says_what_to_install() -> None:
+    if importlib.util.find_spec("tflite_runtime") is not None:
+        pytest.skip("tflite-runtime is installed here")
+    with pytest.raises(ProfilerError) as err:
+        import_interpreter_module("tflite_runtime")
+    assert err.value.code == RUNTIME_MISSING
+    assert "pip install tflite-runtime" in err.value.message
+
+
+def test_tflite_runtime_214_under_numpy2_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Unit test of the version rule alone: pretend tflite-runtime 2.14 is installed.
+    import profiler.backends.tflite as tflite
+
+    monkeypatch.setattr(
+        tflite, "package_version", lambda *names: "2.14.0" if "tflite-runtime" in names else None
+    )
+    monkeypatch.setattr(tflite, "_numpy_major", lambda: 2)
+    problem = tflite_runtime_numpy_problem()
+    assert problem is not None
+    assert "tflite-runtime 2.14.0 needs NumPy < 2" in problem
+    assert "ai-edge-litert" in problem and "numpy<2" in problem
+    with pytest.raises(ProfilerError) as err:
+        create_backend("tflite", ProfileSettings(runtime="tflite-runtime"))
+    assert err.value.code == RUNTIME_MISSING
+    assert "numpy<2" in err.value.message
+
+
+def test_detect_format(tmp_path: Path, models: dict[str, Path]) -> None:
+    assert detect_format(models["tiny.tflite"]) == "tflite"
+    assert detect_format(models["tiny.onnx"]) == "onnx"
+    cases: list[tuple[str, bytes, str, str]] = [
+        ("model.bin", models["tiny.tflite"].read_bytes(), UNSUPPORTED_FORMAT, "rename it"),
+        ("notes.txt", b"hello", UNSUPPORTED_FORMAT, ".tflite or .onnx"),
+        ("fake.tflite", b"\x00" * 64, BAD_MODEL, "TFL3"),
+        ("swapped.onnx", models["tiny.tflite"].read_bytes(), BAD_MODEL, "rename"),
+        ("empty.onnx", b"", BAD_MODEL, "empty"),
+    ]
+    for name, data, code, words in cases:
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ProfilerError) as err:
+            detect_format(tmp_path / name)
+        assert err.value.code == code, name
+        assert words in err.value.message, name
+    with pytest.raises(ProfilerError) as err:
+        detect_format(tmp_path / "absent.onnx")
+    assert err.value.code == NOT_FOUND
+    with pytest.raises(ProfilerError) as err:
+        detect_format(tmp_path)
+    assert err.value.code == NOT_FOUND

@@ -1,0 +1,272 @@
+"""profile() end to end: real worker processes, real runtimes, real faults."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from profiler import testmodels
+from profiler.errors import (
+    BAD_INPUT,
+    BAD_MODEL,
+    CRASHED,
+    CUSTOM_OP,
+    DYNAMIC_SHAPE,
+    NOT_FOUND,
+    TIMEOUT,
+    UNSUPPORTED_FORMAT,
+)
+from profiler.result import MEMORY_KEYS, RESULT_KEYS, SCHEMA
+from profiler.runner import profile
+from profiler.settings import ProfileSettings
+from profiler.stats import decode_samples
+
+FAULT_WORKER = str(Path(__file__).with_name("fault_worker.py"))
+TINY = ProfileSettings(runs=5, warmup=1, min_seconds=0, warmup_seconds=0)
+
+
+def _tiny(**changes: Any) -> ProfileSettings:
+    return ProfileSettings.from_dict({**TINY.to_dict(), **changes})
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("models")
+    files = {
+        "cnn.tflite": testmodels.build_tflite_cnn(),
+        "cnn.onnx": testmodels.build_onnx_cnn(),
+        "cnn_dynamic.onnx": testmodels.build_onnx_cnn(dynamic_batch=True),
+        "cnn_dynamic.tflite": testmodels.build_tflite_cnn(dynamic_batch=True),
+        "tiny.onnx": testmodels.build_onnx_tiny(),
+        "dtypes.onnx": testmodels.build_onnx_dtypes(),
+        "custom_op.tflite": testmodels.build_tflite_custom_op(),
+        "custom_op.onnx": testmodels.build_onnx_custom_op(),
+    }
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    paths = {name: out / name for name in files}
+    (out / "truncated.tflite").write_bytes(files["cnn.tflite"][:300])
+    (out / "truncated.onnx").write_bytes(files["cnn.onnx"][:300])
+    (out / "garbage.onnx").write_bytes(b"\xffgarbage" * 50)
+    (out / "model.pb").write_bytes(files["cnn.onnx"])
+    for name in ("truncated.tflite", "truncated.onnx", "garbage.onnx", "model.pb"):
+        paths[name] = out / name
+    return paths
+
+
+def _assert_error(result: dict[str, Any], code: str) -> str:
+    assert set(RESULT_KEYS) <= set(result)
+    assert result["status"] == "error"
+    assert result["error"]["code"] == code, result["error"]
+    message: str = result["error"]["message"]
+    assert "Traceback" not in message and "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("name", ["cnn.tflite", "cnn.onnx"])
+def test_both_formats_give_a_complete_result(models: dict[str, Path], name: str) -> None:
+    phases: list[str] = []
+    path = models[name]
+    result = profile(path, TINY, label="lbl", job_id="job-1", tags=["lab"],
+                     on_phase=phases.append)
+    assert set(RESULT_KEYS) <= set(result)
+    assert result["schema"] == SCHEMA
+    assert result["status"] == "ok", result["error"]
+    assert (result["job_id"], result["label"]) == ("job-1", "lbl")
+    assert result["created_at"].endswith("Z")
+    assert result["device"]["tags"] == ["lab"]
+    model = result["model"]
+    assert model["name"] == name
+    assert model["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert model["size_bytes"] == path.stat().st_size
+    assert model["format"] == path.suffix[1:]
+    # From profiler.analysis, run in a child of its own.
+    assert (model["params"], model["macs"]) == (
+        testmodels.CnnSpec().params(), testmodels.CnnSpec().macs()
+    )
+    latency = result["latency_ms"]
+    assert latency["n"] >= 5 and 0 < latency["min"] <= latency["mean"] <= latency["max"]
+    assert result["init_ms"] > 0 and result["first_inference_ms"] > 0
+    assert all(result["memory_mb"][k] is not None for k in MEMORY_KEYS)
+    assert result["memory_mb"]["peak_rss"] >= result["memory_mb"]["rss_after_load"] > 0
+    steady = result["phases"]["steady"]
+    assert steady["runs"] == latency["n"] and steady["capped"] is False
+    assert result["phases"]["warmup"]["runs"] >= 1
+    assert len(decode_samples(result["samples"])) == latency["n"]
+    assert result["settings"]["runs"] == 5
+    assert result["settings"]["inputs"]["source"] == "generated"
+    assert result["accuracy"] is None and result["error"] is None
+    assert phases.index("loading") < phases.index("first_inference") < phases.index("steady")
+    json.dumps(result, allow_nan=False)  # travels as JSON
+
+
+def test_runtime_section_reports_what_ran(models: dict[str, Path]) -> None:
+    tfl = profile(models["cnn.tflite"], _tiny(threads=2, xnnpack=False), analyze=False)
+    assert tfl["runtime"]["name"] == "litert"
+    assert tfl["runtime"]["delegate_or_provider"] == "none"
+    assert tfl["runtime"]["threads"] == 2
+    assert tfl["settings"]["xnnpack"] is False
+    ort = profile(models["cnn.onnx"], _tiny(threads=1), analyze=False)
+    assert ort["runtime"]["name"] == "onnxruntime"
+    assert ort["runtime"]["delegate_or_provider"] == "CPUExecutionProvider"
+    assert ort["runtime"]["threads"] == 1
+
+
+def test_max_seconds_caps_the_steady_state(models: dict[str, Path]) -> None:
+    result = profile(models["tiny.onnx"], _tiny(runs=10**9, max_seconds=0.2), analyze=False)
+    assert result["status"] == "ok"
+    assert result["phases"]["steady"]["capped"] is True
+    assert result["latency_ms"]["n"] < 10**9
+
+
+def test_every_input_dtype_runs(models: dict[str, Path]) -> None:
+    result = profile(models["dtypes.onnx"], TINY, analyze=False)
+    assert result["status"] == "ok", result["error"]
+    dtypes = {t["dtype"] for t in result["settings"]["inputs"]["tensors"]}
+    assert dtypes == {"float32", "float16", "int8", "uint8", "int32", "int64", "bool"}
+
+
+def test_supplied_npy_and_npz_inputs(models: dict[str, Path], tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", np.ones((1, 4), np.float32))
+    np.savez(tmp_path / "x.npz", input=np.ones((1, 4), np.float32))
+    for name in ("x.npy", "x.npz"):
+        result = profile(models["tiny.onnx"], _tiny(inputs_path=str(tmp_path / name)),
+                         analyze=False)
+        assert result["status"] == "ok", result["error"]
+        assert result["settings"]["inputs"]["source"] == "file"
+        assert result["settings"]["inputs"]["file"] == name
+    np.save(tmp_path / "bad.npy", np.ones((1, 4), np.float64))
+    bad = profile(models["tiny.onnx"], _tiny(inputs_path=str(tmp_path / "bad.npy")),
+                  analyze=False)
+    assert "float32" in _assert_error(bad, BAD_INPUT)
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "dims"),
+    [("cnn_dynamic.onnx", [2, 3, 16, 16], "input[N,3,16,16]"),
+     ("cnn_dynamic.tflite", [2, 16, 16, 3], "input[?,16,16,3]")],
+)
+def test_dynamic_shapes(
+    models: dict[str, Path], name: str, shape: list[int], dims: str
+) -> None:
+    message = _assert_error(profile(models[name], TINY, analyze=False), DYNAMIC_SHAPE)
+    assert dims in message and "--shape input=1," in message
+    result = profile(models[name], _tiny(shapes={"input": shape}), analyze=False)
+    assert result["status"] == "ok", result["error"]
+    assert result["settings"]["inputs"]["tensors"][0]["shape"] == shape
+
+
+@pytest.mark.parametrize("name", ["custom_op.tflite", "custom_op.onnx"])
+def test_custom_op_result_names_the_op(models: dict[str, Path], name: str) -> None:
+    result = profile(models[name], TINY, analyze=False)
+    assert testmodels.CUSTOM_OP_NAME in _assert_error(result, CUSTOM_OP)
+    assert result["model"]["sha256"] is not None  # an error result still names the model
+    assert result["runtime"]["name"] in ("litert", "onnxruntime")  # and what refused it
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [("truncated.tflite", BAD_MODEL), ("truncated.onnx", BAD_MODEL),
+     ("garbage.onnx", BAD_MODEL), ("model.pb", UNSUPPORTED_FORMAT),
+     ("absent.onnx", NOT_FOUND)],
+)
+def test_bad_files_give_a_clean_error(models: dict[str, Path], name: str, code: str) -> None:
+    path = models.get(name, next(iter(models.values())).parent / name)
+    result = profile(path, TINY, analyze=False)
+    _assert_error(result, code)
+    assert result["model"]["name"] == name
+    assert result["settings"]["runs"] == 5
+
+
+def test_unknown_provider_lists_the_available(models: dict[str, Path]) -> None:
+    result = profile(models["tiny.onnx"], _tiny(provider="CUDAExecutionProviderX"),
+                     analyze=False)
+    assert "CPUExecutionProvider" in _assert_error(result, BAD_INPUT)
+
+
+# ----------------------------------------------------------------- faults (real children)
+
+
+def _fault(models: dict[str, Path], *args: str, **settings: Any) -> dict[str, Any]:
+    return profile(models["tiny.onnx"], _tiny(**settings), analyze=False,
+                   worker_cmd=[sys.executable, FAULT_WORKER, *args])
+
+
+def test_segfault_becomes_crashed(models: dict[str, Path]) -> None:
+    result = _fault(models, "segv")
+    message = _assert_error(result, CRASHED)
+    assert "SIGSEGV" in message and "while loading tiny.onnx" in message
+    assert result["memory_mb"]["peak_rss"] > 0  # the kernel's figure survives the crash
+
+
+def test_abort_while_running_names_signal_and_phase(models: dict[str, Path]) -> None:
+    message = _assert_error(_fault(models, "kill", "SIGABRT"), CRASHED)
+    assert "SIGABRT" in message and "while running tiny.onnx" in message
+
+
+def test_hang_becomes_timeout(models: dict[str, Path]) -> None:
+    message = _assert_error(_fault(models, "hang", timeout_s=1.0), TIMEOUT)
+    assert "first inference" in message and "--timeout" in message
+
+
+def test_exit_without_reply_is_crashed(models: dict[str, Path]) -> None:
+    assert "code 3" in _assert_error(_fault(models, "exit", "3"), CRASHED)
+
+
+def test_peak_rss_comes_from_the_kernel(models: dict[str, Path]) -> None:
+    result = _fault(models, "alloc", "300")
+    assert result["status"] == "ok", result["error"]
+    assert result["memory_mb"]["peak_rss"] >= 300
+
+
+def test_chatty_worker_does_not_block(models: dict[str, Path]) -> None:
+    assert _fault(models, "noisy", timeout_s=60)["status"] == "ok"
+
+
+def test_parent_process_imports_no_runtime(models: dict[str, Path]) -> None:
+    script = (
+        "import sys, json\n"
+        "from profiler.runner import profile\n"
+        "from profiler.runtimes import probe_runtimes\n"
+        "from profiler.settings import ProfileSettings\n"
+        "s = ProfileSettings(runs=5, warmup=1, min_seconds=0, warmup_seconds=0)\n"
+        f"r = profile({str(models['cnn.onnx'])!r}, s)\n"
+        "heavy = [m for m in ('numpy', 'onnx', 'onnxruntime', 'ai_edge_litert',\n"
+        "         'tflite_runtime', 'tensorflow') if m in sys.modules]\n"
+        "print(json.dumps({'status': r['status'], 'heavy': heavy,\n"
+        "                  'runtimes': probe_runtimes()}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=120)
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["status"] == "ok"
+    assert report["heavy"] == []
+    runtimes = report["runtimes"]
+    assert runtimes["litert"]["version"]
+    assert "CPUExecutionProvider" in runtimes["onnxruntime"]["providers"]
+
+
+def test_peak_rss_excludes_a_large_caller(models: dict[str, Path]) -> None:
+    # Linux hands the spawning process's RSS high-water mark to the child's ru_maxrss
+    # (fork + exec): a 400 MB caller must not make a tiny model look 400 MB big.
+    script = (
+        "import json\n"
+        "from profiler.runner import profile\n"
+        "from profiler.settings import ProfileSettings\n"
+        "ballast = bytearray(400 * 1024 * 1024)\n"
+        "for i in range(0, len(ballast), 4096): ballast[i] = 1\n"
+        "s = ProfileSettings(runs=5, warmup=1, min_seconds=0, warmup_seconds=0)\n"
+        f"print(json.dumps(profile({str(models['tiny.onnx'])!r}, s, analyze=False)['memory_mb']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=120)
+    memory = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert memory["peak_rss"] < 300
+    assert memory["peak_rss"] >= memory["rss_end"]
