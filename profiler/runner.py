@@ -323,6 +323,26 @@ def _memory(worker: Mapping[str, Any] | None, ru_maxrss_mb: float | None) -> dic
     return section
 
 
+MAX_KEPT_SAMPLES = 20_000
+"""At most this many raw samples travel in a result (statistics use all of them)."""
+
+
+def _kept_samples(samples: list[int]) -> dict[str, Any]:
+    """Raw samples for later comparisons, thinned to :data:`MAX_KEPT_SAMPLES`.
+
+    A microsecond model runs ~10^6 times in the default 5 s; shipping all of
+    them would make the result megabytes (AWS IoT caps a message at 128 KiB).
+    Thinning keeps every k-th sample, so time order (drift) survives, and says
+    so: ``stride`` k and ``total`` runs.
+    """
+    from profiler.stats import encode_samples
+
+    stride = max(1, -(-len(samples) // MAX_KEPT_SAMPLES))
+    doc = encode_samples(samples[::stride])
+    doc.update({"stride": stride, "total": len(samples)})
+    return doc
+
+
 def profile(
     model_path: str | os.PathLike[str],
     settings: ProfileSettings | None = None,
@@ -344,7 +364,7 @@ def profile(
     """
     from profiler.backends import detect_format
     from profiler.result import build_result, model_section, settings_section
-    from profiler.stats import encode_samples, latency_stats, stability_flags
+    from profiler.stats import decode_samples, latency_stats, stability_flags
 
     settings = settings or ProfileSettings()
     path = str(model_path)
@@ -387,7 +407,7 @@ def profile(
         phases = {"failed_in": outcome.phase, "seen": outcome.phases_seen}
         return build_result(status="error", error=err.to_dict(), phases=phases, **common)
 
-    samples: list[int] = [int(s) for s in data.get("samples_ns") or []]
+    samples: list[int] = decode_samples(data["samples"]) if data.get("samples") else []
     if not samples:
         return build_result(
             status="error", error={"code": INTERNAL, "message": "the worker recorded no runs"},
@@ -402,6 +422,6 @@ def profile(
         accuracy=data.get("accuracy"),
         flags=stability_flags(samples, stats, env_before, env_after),
         phases=data.get("phases"),
-        samples=encode_samples(samples) if settings.keep_samples else None,
+        samples=_kept_samples(samples) if settings.keep_samples else None,
         **common,
     )

@@ -21,6 +21,8 @@ import sys
 import time
 from typing import Any
 
+from profiler.stats import encode_samples
+
 
 def _result() -> dict[str, Any]:
     return {
@@ -30,7 +32,7 @@ def _result() -> dict[str, Any]:
         "inputs": {"source": "generated", "file": None, "seed": 0, "tensors": []},
         "init_ms": 1.0,
         "first_inference_ms": 1.0,
-        "samples_ns": [1000, 1100, 1200, 1000, 1050],
+        "samples": encode_samples([1000, 1100, 1200, 1000, 1050]),
         "phases": {},
         "accuracy": None,
         "memory_mb": {},

@@ -270,3 +270,15 @@ def test_peak_rss_excludes_a_large_caller(models: dict[str, Path]) -> None:
     memory = json.loads(proc.stdout.strip().splitlines()[-1])
     assert memory["peak_rss"] < 300
     assert memory["peak_rss"] >= memory["rss_end"]
+
+
+def test_results_keep_at_most_max_kept_samples_in_time_order() -> None:
+    from profiler.runner import MAX_KEPT_SAMPLES, _kept_samples
+    from profiler.stats import decode_samples
+
+    samples = list(range(50_000))
+    doc = _kept_samples(samples)
+    kept = decode_samples(doc)
+    assert len(kept) <= MAX_KEPT_SAMPLES
+    assert doc["total"] == 50_000 and kept == samples[:: doc["stride"]]
+    assert _kept_samples([5, 6, 7])["stride"] == 1
