@@ -55,6 +55,42 @@ def format_ms(value: Any) -> str:
     return f"{v:#.3g}"
 
 
+def format_latency(value: Any, *, unit: str | None = None) -> str:
+    """A latency given in ms, with its unit: "6.39 µs", "1.23 ms", "1.20 s".
+
+    ``unit`` forces one of "µs", "ms", "s" (so an interval shares its value's unit).
+    """
+    v = _num(value)
+    if v is None:
+        return DASH
+    unit = unit or latency_unit(v)
+    scaled = {"µs": v * 1000.0, "ms": v, "s": v / 1000.0}[unit]
+    return f"{format_ms(scaled)} {unit}"
+
+
+def latency_unit(value_ms: float) -> str:
+    """The unit a latency of `value_ms` reads best in."""
+    a = abs(value_ms)
+    if 0 < a < 1:
+        return "µs"
+    return "s" if a >= 10_000 else "ms"
+
+
+def format_latency_ci(value: Any, ci: Any) -> Text:
+    """A latency with its 95% CI dimmed, in one unit: ``6.39 µs [6.38–6.41]``."""
+    v = _num(value)
+    text = Text(format_latency(value))
+    if v is None or not isinstance(ci, Sequence) or isinstance(ci, str) or len(ci) != 2:
+        return text
+    lo, hi = (_num(c) for c in ci)
+    if lo is None or hi is None:
+        return text
+    unit = latency_unit(v)
+    factor = {"µs": 1000.0, "ms": 1.0, "s": 0.001}[unit]
+    text.append(f" [{format_ms(lo * factor)}–{format_ms(hi * factor)}]", style="dim")
+    return text
+
+
 def format_ci(ci: Any) -> str:
     """A ``[lo, hi]`` interval in ms as "[lo–hi]"; "" when absent."""
     if not isinstance(ci, Sequence) or isinstance(ci, str) or len(ci) != 2:
@@ -166,9 +202,9 @@ def results_table(results: Sequence[Mapping[str, Any]], *, title: str | None = N
     table.add_column("device")
     table.add_column("model")
     table.add_column("runtime")
-    table.add_column("p50 ms [95% CI]", justify="right")
-    table.add_column("p90 ms [95% CI]", justify="right")
-    table.add_column("p99 ms", justify="right")
+    table.add_column("p50 [95% CI]", justify="right")
+    table.add_column("p90 [95% CI]", justify="right")
+    table.add_column("p99", justify="right")
     table.add_column("peak MB", justify="right")
     table.add_column("top-1", justify="right")
     table.add_column("status")
@@ -179,9 +215,9 @@ def results_table(results: Sequence[Mapping[str, Any]], *, title: str | None = N
             str(_get(result, "device", "id") or DASH),
             model_label(result),
             runtime_label(result),
-            format_ms_ci(_get(latency, "p50"), _get(latency, "ci95_p50")),
-            format_ms_ci(_get(latency, "p90"), _get(latency, "ci95_p90")),
-            format_ms(_get(latency, "p99")),
+            format_latency_ci(_get(latency, "p50"), _get(latency, "ci95_p50")),
+            format_latency_ci(_get(latency, "p90"), _get(latency, "ci95_p90")),
+            format_latency(_get(latency, "p99")),
             format_mb(_get(result, "memory_mb", "peak_rss")),
             format_pct(_get(result, "accuracy", "top1")),
             status_text(result),
@@ -214,12 +250,12 @@ def _phase_value(value: Any) -> str:
         if _num(seconds) is not None:
             parts.append(f"{seconds:.2f} s")
         if _num(value.get("ms")) is not None:
-            parts.append(f"{format_ms(value['ms'])} ms")
+            parts.append(format_latency(value["ms"]))
         if value.get("capped"):
             parts.append("stopped by --max-seconds")
         return ", ".join(parts) or DASH
     if _num(value) is not None:
-        return f"{format_ms(value)} ms"
+        return format_latency(value)
     return _text(value)
 
 
@@ -248,7 +284,7 @@ def _latency(result: Mapping[str, Any]) -> RenderableType:
     rows: list[tuple[str, RenderableType | str]] = [("n", _text(lat.get("n")))]
     for key in ("min", "p50", "p90", "p95", "p99", "max", "mean", "std"):
         ci = lat.get(f"ci95_{key}")
-        rows.append((f"{key} ms", format_ms_ci(lat.get(key), ci) if ci else format_ms(lat.get(key))))
+        rows.append((key, format_latency_ci(lat.get(key), ci)))
     rows.append(("CoV", format_pct(lat.get("cov"))))
     return _kv_table("Latency (steady state)", rows)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from profiler.errors import CRASHED, INTERNAL, TIMEOUT, ProfilerError
+from profiler.errors import BAD_MODEL, CRASHED, INTERNAL, TIMEOUT, ProfilerError
 from profiler.memory import maxrss_to_mb
 from profiler.settings import ProfileSettings
 from profiler.worker import phase_words
@@ -282,7 +282,9 @@ def _env(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> d
     return env_section(before, after)
 
 
-def _analysis(model_path: str, settings: ProfileSettings) -> dict[str, Any] | None:
+def _analysis(
+    model_path: str, settings: ProfileSettings, *, quiet: bool = False
+) -> dict[str, Any] | None:
     """params/MACs/sparsity from profiler.analysis, in a child of its own.
 
     Separate from the measuring worker so that parsing the model for analysis
@@ -294,7 +296,13 @@ def _analysis(model_path: str, settings: ProfileSettings) -> dict[str, Any] | No
     )
     err = outcome_error(outcome, Path(model_path).name, ANALYSIS_TIMEOUT_S)
     if err is not None or outcome.result is None:
-        log.warning("model analysis unavailable: %s", err.message if err else "no result")
+        # After a failed measurement the error result already says what is wrong;
+        # a second line would break the one-line error rule.
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "model analysis unavailable: %s",
+            err.message if err else "no result",
+        )
         return None
     model = outcome.result.get("model")
     return dict(model) if isinstance(model, Mapping) else None
@@ -392,9 +400,11 @@ def profile(
     env_after = _snapshot()
     err = outcome_error(outcome, name, timeout_s)
     data = outcome.result or {}
-    analysis = _analysis(path, settings) if analyze and (
-        err is None or err.code not in (CRASHED, TIMEOUT)
-    ) else None
+    analysis = (
+        _analysis(path, settings, quiet=err is not None)
+        if analyze and (err is None or err.code not in (CRASHED, TIMEOUT, BAD_MODEL))
+        else None
+    )
     model = model_section(path, analysis)
     memory = _memory(data.get("memory_mb"), outcome.peak_rss_mb)
     common: dict[str, Any] = {

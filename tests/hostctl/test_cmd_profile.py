@@ -66,9 +66,9 @@ def test_people_get_a_detail_view(tmp_path: Path) -> None:
     assert "demo_cnn.tflite (tflite)" in out
     assert "Latency (steady state)" in out and "Memory (MiB)" in out and "Environment" in out
     assert "1 thr" in out
-    p99_line = next(line for line in out.splitlines() if "p99 ms" in line)
+    p99_line = next(line for line in out.splitlines() if line.strip().startswith("│ p99"))
     assert "—" in p99_line  # withheld below 299 samples
-    p50_line = next(line for line in out.splitlines() if "p50 ms" in line)
+    p50_line = next(line for line in out.splitlines() if line.strip().startswith("│ p50"))
     assert "[" in p50_line  # 30 samples: p50 with its CI
 
 
@@ -191,7 +191,7 @@ def test_table_renders_ok_error_and_null_results() -> None:
              "latency_ms": None, "memory_mb": None, "accuracy": None, "flags": [],
              "error": {"code": "custom_op", "message": "op Foo is not supported " * 10}}
     text = _render(render.results_table([ok, error, {}], title="results"))
-    assert "12.3 [12.0–12.6]" in text
+    assert "12.3 ms [12.0–12.6]" in text
     assert "56.6" in text and "91.2%" in text
     assert "litert 2.3.0" in text and "xnnpack, 4 thr" in text
     assert "unstable, throttled" in text
@@ -206,3 +206,11 @@ def test_detail_renders_an_error_result() -> None:
     text = _render(render.result_detail(doc))
     assert "bad_model: bad.onnx is not a valid ONNX model" in text
     assert "Environment" in text
+
+
+def test_latencies_read_in_the_unit_that_fits() -> None:
+    assert render.format_latency(0.00639) == "6.39 µs"
+    assert render.format_latency(1.2345) == "1.23 ms"
+    assert render.format_latency(12_000.0) == "12.0 s"
+    assert render.format_latency(None) == "—"
+    assert render.format_latency_ci(0.00639, [0.00638, 0.00641]).plain == "6.39 µs [6.38–6.41]"
