@@ -1,0 +1,593 @@
+"""The edgeprof agent: receives signed jobs, fetches models, runs the profiler,
+publishes results.
+
+Threads: paho's network thread only queues messages (agent.mqtt); the main
+thread runs :meth:`Agent.run`, which handles every message and timer; one
+runner thread profiles models one at a time (each run in its own child process,
+started by profiler.runner), so the agent's own memory stays small and it never
+imports a runtime. An unexpected error while handling one message is logged and
+the agent goes on: a hostile model, a broken message or a dead broker never
+take it down.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import queue
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from agent.blobs import ChunkAssembler
+from agent.cache import CacheError, ModelCache, atomic_write
+from agent.config import AgentSettings
+from agent.jobs import JobRecords, JobRunner
+from agent.mqtt import Inbound, MqttSession
+from agent.outbox import Outbox
+from profiler.settings import ProfileSettings
+from protocol import topics
+from protocol.errors import ProtocolError, SignatureError
+from protocol.messages import (
+    ChunkRequest,
+    Collect,
+    DeviceInfo,
+    DeviceState,
+    JobEvent,
+    JobManifest,
+    JobResult,
+    ResultAck,
+    decode_json,
+)
+from protocol.signing import open_envelope
+
+log = logging.getLogger(__name__)
+
+AGENT_VERSION = "0.1.0"
+RESULT_SCHEMA = "edgeprof.result/1"
+
+MAX_CONTROL_PAYLOAD = 1024 * 1024
+FIRST_REQUEST_AFTER_S = 1.0
+"""Ask for chunks when none came this long after subscribing."""
+QUIET_REQUEST_AFTER_S = 2.0
+"""Ask for the missing chunks after this long without a new one."""
+MAX_REQUEST_BACKOFF_S = 15.0
+PROGRESS_EVERY_S = 0.5
+# Settings that name files on the device: a remote job must not choose them.
+_LOCAL_ONLY_SETTINGS = ("inputs_path", "eval_path")
+
+
+class AgentState(Enum):
+    """The daemon's life."""
+
+    STARTING = "starting"
+    CONNECTING = "connecting"
+    IDLE = "idle"
+    BUSY = "busy"
+    STOPPING = "stopping"
+
+
+@dataclass
+class Job:
+    """A verified, accepted job."""
+
+    manifest: JobManifest
+    settings: ProfileSettings
+
+
+@dataclass
+class Download:
+    """A model being assembled from chunks, and the jobs waiting for it."""
+
+    assembler: ChunkAssembler
+    jobs: list[Job]
+    next_request_at: float
+    backoff: float = QUIET_REQUEST_AFTER_S
+    last_progress_at: float = 0.0
+    requests_sent: int = 0
+
+    @property
+    def expires_at(self) -> float:
+        return max(job.manifest.expires_at for job in self.jobs)
+
+
+def signature_code(exc: SignatureError) -> str:
+    """Machine-readable rejection code of a failed envelope check."""
+    text = str(exc).lower()
+    if text.startswith("unsigned"):
+        return "unsigned"
+    if "untrusted key" in text:
+        return "untrusted_key"
+    if "expired" in text or "future" in text:
+        return "expired"
+    return "bad_signature"
+
+
+def _unverified_job_id(payload: bytes) -> str | None:
+    """The job id claimed by an envelope that failed verification — used only to
+    address the rejection event, after validating it as a topic level."""
+    try:
+        body = base64.b64decode(decode_json(payload).get("payload") or "", validate=True)
+        job_id = decode_json(body).get("job_id")
+        return topics.check_job_id(job_id) if isinstance(job_id, str) else None
+    except (ProtocolError, binascii.Error, ValueError, TypeError):
+        return None
+
+
+class Agent:
+    """One device's daemon. Call :meth:`run` (blocks) and :meth:`request_stop`."""
+
+    def __init__(self, settings: AgentSettings) -> None:
+        self.settings = settings
+        self.device_id = settings.device_id
+        root = Path(settings.cache_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        self.cache = ModelCache(root / "models", settings.cache_quota_bytes)
+        self.partial_dir = root / "partial"
+        self.outbox = Outbox(root / "outbox")
+        self.records = JobRecords(root / "jobs.json")
+        self.epoch = self._next_epoch(root / "agent.json")
+        self.state = AgentState.STARTING
+        self._state_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._downloads: dict[str, Download] = {}
+        self._running_job: str | None = None
+        self._runtimes: dict[str, Any] = {}
+        self._probe_done = threading.Event()
+        self._last_prune = 0.0
+        will = DeviceState(self.device_id, "offline", self.epoch, time.time())
+        self.session = MqttSession(
+            settings,
+            client_id=f"edgeprof-agent-{self.device_id}",
+            will_topic=topics.state(self.device_id),
+            will_payload=will.to_bytes(),
+        )
+        self.session.subscribe(topics.job(self.device_id))
+        self.runner: JobRunner[Job] = JobRunner(self._execute)
+
+    @staticmethod
+    def _next_epoch(path: Path) -> int:
+        try:
+            epoch = int(json.loads(path.read_text(encoding="utf-8")).get("epoch", 0)) + 1
+        except (OSError, ValueError, AttributeError, TypeError):
+            epoch = 1
+        atomic_write(path, json.dumps({"epoch": epoch}).encode())
+        return epoch
+
+    # -- life ----------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to publish offline, disconnect and return (signal-safe)."""
+        self._stop.set()
+
+    def run(self) -> int:
+        """Run until :meth:`request_stop`; returns the process exit status (0)."""
+        if self.settings.allow_unsigned:
+            log.warning(
+                "!!! UNSIGNED JOBS ARE ALLOWED (--allow-unsigned): anyone who can publish to "
+                "this device's job topic can make it run any model. Development only. !!!"
+            )
+        log.info("edgeprof-agent %s starting: %s", AGENT_VERSION, self.settings.redacted())
+        threading.Thread(target=self._probe, name="edgeprof-probe", daemon=True).start()
+        self.runner.start()
+        self._set_state(AgentState.CONNECTING)
+        self.session.start()
+        while not self._stop.is_set():
+            self._step()
+        self._shutdown()
+        return 0
+
+    def _step(self) -> None:
+        try:
+            if self.session.take_connect():
+                self._on_connected()
+            if self._probe_done.is_set():
+                self._probe_done.clear()
+                self._publish_info()
+            try:
+                message: Inbound | None = self.session.inbox.get(timeout=0.2)
+            except queue.Empty:
+                message = None
+            if message is not None:
+                self._handle(message)
+            self._tick()
+        except Exception:
+            log.exception("unexpected error; the agent goes on")
+
+    def _shutdown(self) -> None:
+        self._set_state(AgentState.STOPPING)
+        log.info("stopping: publishing offline state and disconnecting")
+        for download in self._downloads.values():
+            download.assembler.flush()
+        self.runner.stop(timeout=0)
+        offline = DeviceState(self.device_id, "offline", self.epoch, time.time())
+        self.session.stop([(topics.state(self.device_id), offline.to_bytes())])
+
+    def _probe(self) -> None:
+        try:
+            from profiler.runtimes import probe_runtimes
+
+            self._runtimes = probe_runtimes()
+        except Exception as exc:  # the info message says so; jobs can still be tried
+            log.warning("probing runtimes failed: %s", exc)
+            self._runtimes = {"error": str(exc)}
+        self._probe_done.set()
+
+    def _set_state(self, state: AgentState) -> None:
+        with self._state_lock:
+            if self.state is not state:
+                log.debug("agent state %s -> %s", self.state.name, state.name)
+            self.state = state
+
+    # -- announcing ----------------------------------------------------------
+    def _on_connected(self) -> None:
+        self._set_state(AgentState.BUSY if self.runner.busy else AgentState.IDLE)
+        self._publish_state()
+        self._publish_info()
+        for result in self.outbox.pending():
+            self._publish_result(result)
+        for download in self._downloads.values():
+            self._request_missing(download)
+
+    def _publish_state(self) -> None:
+        busy = self._running_job is not None
+        state = DeviceState(
+            self.device_id,
+            "busy" if busy else "online",
+            self.epoch,
+            time.time(),
+            job_id=self._running_job,
+        )
+        self.session.publish(topics.state(self.device_id), state.to_bytes(), retain=True)
+
+    def _publish_info(self) -> None:
+        from profiler.device import device_info
+
+        try:
+            free_mb: float | None = shutil.disk_usage(self.settings.cache_dir).free / 2**20
+        except OSError:
+            free_mb = None
+        info = DeviceInfo(
+            device_id=self.device_id,
+            device=device_info(self.device_id, self.settings.tags),
+            runtimes=self._runtimes,
+            tags=list(self.settings.tags),
+            free_disk_mb=free_mb,
+            cached_models=self.cache.hashes(),
+            agent_version=AGENT_VERSION,
+            ts=time.time(),
+            unsigned_jobs_allowed=self.settings.allow_unsigned,
+        )
+        self.session.publish(topics.info(self.device_id), info.to_bytes(), retain=True)
+
+    def _event(
+        self,
+        job_id: str,
+        state: str,
+        *,
+        code: str | None = None,
+        reason: str | None = None,
+        progress: dict[str, Any] | None = None,
+    ) -> None:
+        event = JobEvent(self.device_id, job_id, state, time.time(), reason, code, progress or {})
+        self.session.publish(topics.job_event(self.device_id, job_id), event.to_bytes())
+
+    def _publish_result(self, result: JobResult) -> None:
+        self.session.publish(topics.job_result(self.device_id, result.job_id), result.to_bytes())
+
+    # -- incoming ------------------------------------------------------------
+    def _handle(self, message: Inbound) -> None:
+        try:
+            where = topics.parse(message.topic)
+        except ProtocolError:
+            log.debug("ignoring message on %s", message.topic)
+            return
+        if where.kind == "job" and where.device_id == self.device_id:
+            self._on_control(message.payload)
+        elif where.kind == "chunk" and where.sha256 is not None and where.index is not None:
+            self._on_chunk(where.sha256, where.index, message.payload)
+
+    def _on_control(self, payload: bytes) -> None:
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            log.warning(
+                "ignoring a %d-byte control message (limit %d)", len(payload), MAX_CONTROL_PAYLOAD
+            )
+            return
+        try:
+            opened = open_envelope(
+                payload,
+                dict(self.settings.trusted_keys),
+                allow_unsigned=self.settings.allow_unsigned,
+                now=time.time(),
+            )
+        except SignatureError as exc:
+            self._reject_unverified(payload, signature_code(exc), str(exc))
+            return
+        except ProtocolError as exc:
+            self._reject_unverified(payload, "bad_manifest", str(exc))
+            return
+        message = opened.message
+        if isinstance(message, JobManifest):
+            self._on_manifest(message)
+        elif isinstance(message, ResultAck) and message.device_id == self.device_id:
+            for job_id in message.job_ids:
+                if self.outbox.remove(job_id):
+                    log.info("result of job %s acknowledged", job_id)
+        elif isinstance(message, Collect) and message.device_id == self.device_id:
+            self._on_connected()
+        else:
+            log.warning("ignoring a %r message not meant for this device", message.TYPE)
+
+    def _reject_unverified(self, payload: bytes, code: str, reason: str) -> None:
+        job_id = _unverified_job_id(payload)
+        log.warning("rejected a control message (%s): %s", code, reason)
+        if job_id is not None:
+            self._event(job_id, "rejected", code=code, reason=reason)
+
+    def _reject(self, manifest: JobManifest, code: str, reason: str) -> None:
+        log.warning("rejected job %s (%s): %s", manifest.job_id, code, reason)
+        self.records.set(manifest.job_id, "rejected", manifest.expires_at)
+        self._event(manifest.job_id, "rejected", code=code, reason=reason)
+
+    def _on_manifest(self, manifest: JobManifest) -> None:
+        job_id = manifest.job_id
+        if manifest.device_id != self.device_id:
+            # Not recorded: the id may be valid for the device it was meant for.
+            self._event(
+                job_id,
+                "rejected",
+                code="bad_manifest",
+                reason=f"manifest is for device {manifest.device_id}, this is {self.device_id}",
+            )
+            return
+        stored = self.outbox.get(job_id) if job_id in self.outbox else None
+        if stored is not None:
+            log.info("job %s was already run: re-sending its result", job_id)
+            self._publish_result(stored)
+            return
+        record = self.records.get(job_id)
+        if record is not None and self.records.is_active(job_id):
+            log.info("job %s is already %s", job_id, record.state)
+            self._event(job_id, record.state)
+            return
+        if self.records.is_replay(job_id):
+            self._event(
+                job_id,
+                "rejected",
+                code="replayed",
+                reason=f"job {job_id} already ran on this device: push it again for a new run",
+            )
+            return
+        settings = self._settings_of(manifest)
+        if settings is None:
+            return
+        try:
+            self.cache.check_fits(manifest.model.size_bytes)
+        except CacheError as exc:
+            self._reject(manifest, "too_large", str(exc))
+            return
+        job = Job(manifest, settings)
+        self.records.set(job_id, "queued", manifest.expires_at)
+        self._event(job_id, "queued")
+        self.records.set(job_id, "accepted", manifest.expires_at)
+        self._event(job_id, "accepted", progress={"queue": self.runner.pending()})
+        if manifest.model.sha256 in self.cache:
+            self._submit(job)
+        else:
+            self._start_download(job)
+
+    def _settings_of(self, manifest: JobManifest) -> ProfileSettings | None:
+        chosen = [k for k in _LOCAL_ONLY_SETTINGS if manifest.settings.get(k) is not None]
+        if chosen:
+            self._reject(
+                manifest,
+                "bad_manifest",
+                f"setting {chosen[0]!r} names a file on the device; remote jobs cannot use it",
+            )
+            return None
+        try:
+            return ProfileSettings.from_dict(manifest.settings)
+        except (TypeError, ValueError) as exc:
+            self._reject(manifest, "bad_manifest", f"invalid profile settings: {exc}")
+            return None
+
+    # -- downloads -----------------------------------------------------------
+    def _start_download(self, job: Job) -> None:
+        ref = job.manifest.model
+        download = self._downloads.get(ref.sha256)
+        if download is not None:
+            same = (download.assembler.ref.size_bytes, download.assembler.ref.chunk_size)
+            if same != (ref.size_bytes, ref.chunk_size):
+                self._reject(
+                    job.manifest,
+                    "bad_manifest",
+                    "same model hash with another size or chunk size is downloading",
+                )
+                return
+            download.jobs.append(job)
+            self._progress(download, force=True)
+            return
+        assembler = ChunkAssembler(self.partial_dir, ref)
+        download = Download(
+            assembler, [job], next_request_at=time.monotonic() + FIRST_REQUEST_AFTER_S
+        )
+        self._downloads[ref.sha256] = download
+        self.records.set(job.manifest.job_id, "downloading", job.manifest.expires_at)
+        self._progress(download, force=True)
+        if assembler.complete:
+            self._finish_download(download)
+            return
+        self.session.subscribe(topics.blob_chunks(ref.sha256))
+
+    def _progress(self, download: Download, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - download.last_progress_at < PROGRESS_EVERY_S:
+            return
+        download.last_progress_at = now
+        progress = {"received": download.assembler.received, "total": download.assembler.total}
+        for job in download.jobs:
+            self._event(job.manifest.job_id, "downloading", progress=progress)
+
+    def _on_chunk(self, sha256: str, index: int, data: bytes) -> None:
+        download = self._downloads.get(sha256)
+        if download is None or not download.assembler.add(index, data):
+            return
+        download.next_request_at = time.monotonic() + QUIET_REQUEST_AFTER_S
+        download.backoff = QUIET_REQUEST_AFTER_S
+        if download.assembler.complete:
+            self._progress(download, force=True)
+            self._finish_download(download)
+        else:
+            self._progress(download)
+
+    def _request_missing(self, download: Download) -> None:
+        missing = download.assembler.missing()
+        if not missing or not self.session.connected:
+            return
+        ref = download.assembler.ref
+        request = ChunkRequest(
+            self.device_id, ref.sha256, missing, job_id=download.jobs[0].manifest.job_id
+        )
+        log.info("asking for %d missing chunk(s) of %s", len(missing), ref.sha256[:12])
+        self.session.publish(topics.blob_request(ref.sha256), request.to_bytes())
+        download.requests_sent += 1
+        download.next_request_at = time.monotonic() + download.backoff
+        download.backoff = min(download.backoff * 2, MAX_REQUEST_BACKOFF_S)
+
+    def _finish_download(self, download: Download) -> None:
+        assembler = download.assembler
+        sha = assembler.ref.sha256
+        self._downloads.pop(sha, None)
+        self.session.unsubscribe(topics.blob_chunks(sha))
+        for job in download.jobs:
+            self.records.set(job.manifest.job_id, "verifying", job.manifest.expires_at)
+            self._event(job.manifest.job_id, "verifying")
+        if not assembler.verify():
+            assembler.discard()
+            for job in download.jobs:
+                self._fail(
+                    job, "bad_hash", "the model's SHA-256 does not match the manifest: re-send it"
+                )
+            return
+        try:
+            self.cache.admit(assembler.part_path, sha, assembler.ref.format)
+        except (CacheError, OSError) as exc:
+            assembler.discard()
+            for job in download.jobs:
+                self._fail(job, "too_large", str(exc))
+            return
+        assembler.discard()
+        self._publish_info()  # the cached models changed
+        for job in download.jobs:
+            self._submit(job)
+
+    def _fail(self, job: Job, code: str, reason: str) -> None:
+        log.warning("job %s failed (%s): %s", job.manifest.job_id, code, reason)
+        self.records.set(job.manifest.job_id, "failed", job.manifest.expires_at)
+        self._event(job.manifest.job_id, "failed", code=code, reason=reason)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if not self.session.connected and self.state in (AgentState.IDLE, AgentState.BUSY):
+            self._set_state(AgentState.CONNECTING)
+        for download in list(self._downloads.values()):
+            if time.time() > download.expires_at:
+                download.assembler.flush()  # kept: a re-sent manifest resumes it
+                self._downloads.pop(download.assembler.ref.sha256, None)
+                self.session.unsubscribe(topics.blob_chunks(download.assembler.ref.sha256))
+                for job in download.jobs:
+                    self._fail(
+                        job,
+                        "download_timeout",
+                        "the model did not arrive before the manifest expired",
+                    )
+            elif now >= download.next_request_at:
+                self._request_missing(download)
+        if now - self._last_prune > 3600:
+            self._last_prune = now
+            self.records.prune()
+
+    # -- running -------------------------------------------------------------
+    def _submit(self, job: Job) -> None:
+        self.cache.pin(job.manifest.model.sha256)
+        self.runner.submit(job)
+
+    def _execute(self, job: Job) -> None:
+        """Runner thread: profile one model, store the result, publish it."""
+        manifest = job.manifest
+        sha = manifest.model.sha256
+        try:
+            path = self.cache.path(sha)
+            if path is None:
+                self._fail(
+                    job, "not_found", "the model left the cache before its turn: re-send the job"
+                )
+                return
+            self._running_job = manifest.job_id
+            self._set_state(AgentState.BUSY)
+            self._publish_state()
+            self.records.set(manifest.job_id, "running", manifest.expires_at)
+            self._event(manifest.job_id, "running", progress={"phase": "starting"})
+            document = self._profile(job, path)
+            result = JobResult(self.device_id, manifest.job_id, document)
+            self.outbox.put(result)  # on disk before it is published
+            ok = document.get("status") == "ok"
+            self.records.set(manifest.job_id, "succeeded" if ok else "failed", manifest.expires_at)
+            self._publish_result(result)
+            if ok:
+                self._event(manifest.job_id, "succeeded")
+            else:
+                error = document.get("error") or {}
+                self._event(
+                    manifest.job_id,
+                    "failed",
+                    code=str(error.get("code") or "internal"),
+                    reason=str(error.get("message") or "the profiler reported an error"),
+                )
+        finally:
+            self.cache.unpin(sha)
+            self._running_job = None
+            if self.state is AgentState.BUSY:
+                self._set_state(AgentState.IDLE)
+            if self.session.connected:
+                self._publish_state()
+
+    def _profile(self, job: Job, path: Path) -> dict[str, Any]:
+        from profiler.runner import profile
+
+        manifest = job.manifest
+        try:
+            document = profile(
+                path,
+                job.settings,
+                label=manifest.label,
+                job_id=manifest.job_id,
+                device_id=self.device_id,
+                tags=self.settings.tags,
+                on_phase=lambda phase: self._event(
+                    manifest.job_id, "running", progress={"phase": phase}
+                ),
+            )
+        except Exception as exc:  # profile() should not raise; a result must still go back
+            log.exception("the profiler raised on job %s", manifest.job_id)
+            document = {
+                "schema": RESULT_SCHEMA,
+                "status": "error",
+                "job_id": manifest.job_id,
+                "label": manifest.label,
+                "error": {"code": "internal", "message": f"profiler error: {exc}"},
+            }
+        # The cached file is named by its hash; report the name the host gave it.
+        model = document.get("model")
+        if isinstance(model, dict):
+            model["name"] = manifest.model.name
+        document.setdefault("schema", RESULT_SCHEMA)
+        return document
+
+
+__all__ = ["Agent", "AgentState", "Job", "signature_code"]
