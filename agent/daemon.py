@@ -99,14 +99,9 @@ class Download:
 
 def signature_code(exc: SignatureError) -> str:
     """Machine-readable rejection code of a failed envelope check."""
-    text = str(exc).lower()
-    if text.startswith("unsigned"):
-        return "unsigned"
-    if "untrusted key" in text:
-        return "untrusted_key"
-    if "expired" in text or "future" in text:
-        return "expired"
-    return "bad_signature"
+    # A manifest from the future is refused for the same reason as an expired
+    # one (its validity window does not hold now); hosts know that code.
+    return "expired" if exc.code == "not_yet_valid" else exc.code
 
 
 def _unverified_job_id(payload: bytes) -> str | None:

@@ -10,4 +10,13 @@ class ProtocolError(Exception):
 
 class SignatureError(ProtocolError):
     """A host→agent message that is unsigned, signed by an untrusted key,
-    tampered with, expired or replayed."""
+    tampered with, expired or replayed.
+
+    ``code`` is machine-readable and becomes the rejection code the agent
+    reports: ``unsigned``, ``untrusted_key``, ``bad_signature``, ``expired``,
+    ``not_yet_valid``, ``replayed``.
+    """
+
+    def __init__(self, message: str, code: str = "bad_signature") -> None:
+        super().__init__(message)
+        self.code = code

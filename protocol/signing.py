@@ -183,14 +183,15 @@ def _verify(
         if allow_unsigned:
             return None
         raise SignatureError(
-            "unsigned message: this agent accepts only jobs signed by a trusted key"
+            "unsigned message: this agent accepts only jobs signed by a trusted key", "unsigned"
         )
     if not isinstance(sig, str) or not isinstance(kid, str):
-        raise SignatureError("malformed signature fields")
+        raise SignatureError("malformed signature fields", "bad_signature")
     public = trusted.get(kid)
     if public is None:
         raise SignatureError(
-            f"signed by untrusted key {kid}: give its host.pub to the agent with --trust"
+            f"signed by untrusted key {kid}: give its host.pub to the agent with --trust",
+            "untrusted_key",
         )
     from nacl.exceptions import BadSignatureError
     from nacl.signing import VerifyKey
@@ -199,7 +200,7 @@ def _verify(
         VerifyKey(public).verify(body, base64.b64decode(sig, validate=True))
     except (BadSignatureError, binascii.Error, ValueError):
         raise SignatureError(
-            "bad signature: the message was altered or signed by another key"
+            "bad signature: the message was altered or signed by another key", "bad_signature"
         ) from None
     return kid
 
@@ -210,6 +211,8 @@ def _check_fresh(message: Message, now: float, skew: float) -> None:
     if issued is None or expires is None:
         raise ProtocolError(f"{message.TYPE!r} messages are not sent to agents")
     if issued - skew > now:
-        raise SignatureError("manifest issued in the future: check the clocks of host and device")
+        raise SignatureError(
+            "manifest issued in the future: check the clocks of host and device", "not_yet_valid"
+        )
     if expires < now:
-        raise SignatureError("manifest expired: re-send it from the host")
+        raise SignatureError("manifest expired: re-send it from the host", "expired")

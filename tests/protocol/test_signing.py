@@ -114,3 +114,19 @@ def test_expired_and_future_manifests_are_refused(keys: tuple[Path, Path]) -> No
 def test_garbage_envelopes(payload: bytes) -> None:
     with pytest.raises(ProtocolError):
         open_envelope(payload, {}, now=NOW)
+
+
+def test_refusals_carry_machine_readable_codes(keys: tuple[Path, Path], tmp_path: Path) -> None:
+    key = load_signing_key(keys[0])
+    other = load_signing_key(write_key_pair(tmp_path / "other")[0])
+    trusted = {key.key_id: key.public_key}
+    cases = [
+        (seal(make_manifest(), None), "unsigned"),
+        (seal(make_manifest(), other), "untrusted_key"),
+        (seal(make_manifest(NOW - 100, NOW - 1), key), "expired"),
+        (seal(make_manifest(NOW + 3600, NOW + 7200), key), "not_yet_valid"),
+    ]
+    for payload, code in cases:
+        with pytest.raises(SignatureError) as info:
+            open_envelope(payload, trusted, now=NOW)
+        assert info.value.code == code
