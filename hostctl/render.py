@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
@@ -163,10 +164,11 @@ def runtime_label(result: Mapping[str, Any]) -> str:
     head = " ".join(str(p) for p in (runtime.get("name"), runtime.get("version")) if p)
     details = []
     if runtime.get("delegate_or_provider"):
-        details.append(str(runtime["delegate_or_provider"]))
+        # "CUDAExecutionProvider" -> "CUDA": the suffix says nothing and costs a column
+        details.append(str(runtime["delegate_or_provider"]).removesuffix("ExecutionProvider"))
     threads = runtime.get("threads")
     details.append(f"{threads} thr" if threads else "auto thr")
-    return head + "\n" + ", ".join(details)
+    return head + "\n" + " ".join(details)
 
 
 def status_text(result: Mapping[str, Any], *, max_len: int = 60) -> Text:
@@ -195,34 +197,59 @@ def flags_text(flags: Any) -> Text:
     return text
 
 
+def _latency_cell(value: Any, ci: Any) -> Text:
+    """A latency on one line and its 95% CI, dimmed, on the next (narrow columns)."""
+    text = Text(format_latency(value))
+    interval = format_latency_ci(value, ci).plain[len(text.plain) :].strip()
+    if interval:
+        text.append("\n" + interval, style="dim")
+    return text
+
+
+def _status_cell(result: Mapping[str, Any]) -> Text:
+    text = status_text(result, max_len=48)
+    flags = flags_text(result.get("flags"))
+    if flags.plain:
+        text.append("\n")
+        text.append_text(flags)
+    return text
+
+
 def results_table(results: Sequence[Mapping[str, Any]], *, title: str | None = None) -> Table:
-    """One row per result document: device, model, runtime, latency with CIs,
-    peak memory, accuracy, status and flags."""
-    table = Table(title=title, show_lines=False, header_style="bold")
-    table.add_column("device")
-    table.add_column("model")
-    table.add_column("runtime")
-    table.add_column("p50 [95% CI]", justify="right")
-    table.add_column("p90 [95% CI]", justify="right")
-    table.add_column("p99", justify="right")
-    table.add_column("peak MB", justify="right")
-    table.add_column("top-1", justify="right")
-    table.add_column("status")
-    table.add_column("flags")
+    """One row per result document: device, model, runtime, p50 with its 95% CI, p90,
+    peak memory, accuracy (when any result has one), status and flags.
+
+    Laid out to stay readable in an 80-column terminal: intervals and flags sit
+    on a second line of their cell; p99 and the rest are in ``--json`` and in the
+    single-result detail view.
+    """
+    with_accuracy = any(_get(r, "accuracy", "top1") is not None for r in results)
+    table = Table(
+        title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1)
+    )
+    table.add_column("device", overflow="fold", min_width=6, max_width=18)
+    table.add_column("model", overflow="fold", min_width=10, max_width=24)
+    table.add_column("runtime", overflow="fold", min_width=12, max_width=18)
+    table.add_column("p50\n95% CI", justify="right", no_wrap=True)
+    table.add_column("p90", justify="right", no_wrap=True)
+    table.add_column("peak\nMB", justify="right", no_wrap=True)
+    if with_accuracy:
+        table.add_column("top-1", justify="right", no_wrap=True)
+    table.add_column("status", min_width=10, max_width=30)
     for result in results:
         latency = _get(result, "latency_ms") or {}
-        table.add_row(
+        row: list[RenderableType] = [
             str(_get(result, "device", "id") or DASH),
-            model_label(result),
+            str(_get(result, "model", "name") or DASH),
             runtime_label(result),
-            format_latency_ci(_get(latency, "p50"), _get(latency, "ci95_p50")),
-            format_latency_ci(_get(latency, "p90"), _get(latency, "ci95_p90")),
-            format_latency(_get(latency, "p99")),
+            _latency_cell(_get(latency, "p50"), _get(latency, "ci95_p50")),
+            format_latency(_get(latency, "p90")),
             format_mb(_get(result, "memory_mb", "peak_rss")),
-            format_pct(_get(result, "accuracy", "top1")),
-            status_text(result),
-            flags_text(result.get("flags")),
-        )
+        ]
+        if with_accuracy:
+            row.append(format_pct(_get(result, "accuracy", "top1")))
+        row.append(_status_cell(result))
+        table.add_row(*row)
     return table
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -191,12 +192,33 @@ def test_table_renders_ok_error_and_null_results() -> None:
              "latency_ms": None, "memory_mb": None, "accuracy": None, "flags": [],
              "error": {"code": "custom_op", "message": "op Foo is not supported " * 10}}
     text = _render(render.results_table([ok, error, {}], title="results"))
-    assert "12.3 ms [12.0–12.6]" in text
+    assert "12.3 ms" in text and "[12.0–12.6]" in text
     assert "56.6" in text and "91.2%" in text
-    assert "litert 2.3.0" in text and "xnnpack, 4 thr" in text
+    assert "litert 2.3.0" in text and "xnnpack 4 thr" in text
     assert "unstable, throttled" in text
     assert "custom_op: op Foo" in text and "…" in text
     assert "pi-2" in text
+
+
+def test_table_fits_an_80_column_terminal_and_hides_empty_accuracy() -> None:
+    from rich.console import Console
+
+    result: dict[str, Any] = {
+        "status": "ok", "device": {"id": "raspberrypi-5"},
+        "model": {"name": "mobilenet_v2_int8.tflite", "format": "tflite"},
+        "runtime": {"name": "onnxruntime", "version": "1.32.0",
+                    "delegate_or_provider": "CPUExecutionProvider", "threads": 4},
+        "latency_ms": {"p50": 0.00634, "ci95_p50": [0.00633, 0.00636], "p90": 12.5,
+                       "ci95_p90": [12.4, 12.7]},
+        "memory_mb": {"peak_rss": 48.7}, "accuracy": None, "flags": ["unstable"],
+    }
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(render.results_table([result]))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "6.34 µs" in text and "[6.33–6.36]" in text and "12.5 ms" in text
+    assert "CPU 4 thr" in text
+    assert "top-1" not in text and "ok" in text
 
 
 def test_detail_renders_an_error_result() -> None:

@@ -1,0 +1,5 @@
+"""``python -m hostctl``."""
+
+from hostctl.cli import main
+
+main()

@@ -1,0 +1,84 @@
+"""`hostctl demo`: an embedded broker and a local agent, the demo models pushed and reported."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from hostctl.cmdutil import error_line, user_errors
+
+
+class BrokerChoice(str, Enum):
+    """Which embedded broker the demo starts."""
+
+    auto = "auto"
+    mosquitto = "mosquitto"
+    amqtt = "amqtt"
+
+
+def demo_command(
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Leave the broker and agent running; print what to try next."),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result documents as JSON, nothing else.")
+    ] = False,
+    broker: Annotated[
+        BrokerChoice, typer.Option("--embedded-broker", help="Broker to embed.", hidden=True)
+    ] = BrokerChoice.auto,
+    onnx: Annotated[
+        bool, typer.Option("--onnx/--no-onnx", help="Also push the ONNX demo model.")
+    ] = True,
+) -> None:
+    """Start a broker and an agent on this machine, push the demo models, show the results."""
+    from rich.console import Console
+
+    from hostctl.cmd_push import PushProgress
+    from hostctl.demo import demo_models, next_command, run_demo, start_fleet
+
+    err = Console(stderr=True)
+    with user_errors():
+        models = demo_models(include_onnx=onnx)
+        with err.status("starting a broker and an agent on this machine"):
+            fleet = start_fleet(broker=broker.value)
+        err.print(f"broker: {fleet.broker_kind} at {fleet.url}; agent: demo-device")
+        try:
+            with PushProgress(True) as progress:
+                outcome = run_demo(
+                    fleet, models, on_update=progress.update, on_targets=progress.add
+                )
+        except BaseException:
+            fleet.stop(remove=not keep)
+            raise
+        if not keep:
+            fleet.stop()
+    if as_json:
+        typer.echo(json.dumps(outcome.results, indent=2))
+    else:
+        from hostctl.render import results_table
+
+        Console().print(results_table(outcome.results, title="edgeprof demo"))
+    if keep:
+        pids = " ".join(str(p.pid) for p in fleet.processes)
+        err.print(
+            f"the demo fleet keeps running (stop it with: kill {pids}; "
+            f"then remove {fleet.workdir})",
+            highlight=False,
+        )
+        err.print("try next:")
+        err.print(
+            f"  {next_command(fleet, models[0])}", markup=False, highlight=False, soft_wrap=True
+        )
+    if outcome.failures:
+        for failure in outcome.failures:
+            error_line(f"{failure.device_id} ({failure.model}): {failure.state}: {failure.reason}")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `demo` to the app."""
+    app.command("demo")(demo_command)

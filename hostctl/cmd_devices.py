@@ -1,0 +1,115 @@
+"""`hostctl devices`: the fleet inventory from the devices' retained state and info."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+
+from hostctl.cmdutil import global_options, user_errors
+from hostctl.fleet import INVENTORY_SUBSCRIPTIONS, Device, read_fleet
+from hostctl.mqtt import HostSession, ephemeral_client_id
+
+_STATE_STYLE = {"online": "green", "busy": "yellow", "offline": "red"}
+
+
+def ago(ts: float | None, now: float | None = None) -> str:
+    """'5s ago', '3m ago', '2h ago', '4d ago' (or '-')."""
+    if ts is None:
+        return "-"
+    delta = max(0.0, (now if now is not None else time.time()) - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if delta >= size:
+            return f"{int(delta // size)}{unit} ago"
+    return f"{int(delta)}s ago"
+
+
+def _hardware(info: dict[str, Any]) -> str:
+    hw = info.get("device") or {}
+    parts = [str(hw[k]) for k in ("machine", "cpu") if hw.get(k)]
+    if hw.get("cores"):
+        parts.append(f"{hw['cores']} cores")
+    if hw.get("ram_mb"):
+        parts.append(f"{float(hw['ram_mb']) / 1024:.1f} GB")
+    return ", ".join(parts) or "-"
+
+
+def _runtimes(info: dict[str, Any]) -> str:
+    runtimes = info.get("runtimes") or {}
+    parts = []
+    for name, value in sorted(runtimes.items()):
+        version = value.get("version") if isinstance(value, dict) else value
+        if value is None or (isinstance(value, dict) and value.get("available") is False):
+            continue
+        parts.append(f"{name} {version}" if version and version is not True else name)
+    return ", ".join(parts) or "-"
+
+
+def devices_table(devices: list[Device]) -> Any:
+    """A rich table of the fleet."""
+    from rich.table import Table
+
+    table = Table(title="edgeprof devices", title_justify="left")
+    for column in ("device", "state", "last seen", "hardware", "runtimes", "tags"):
+        table.add_column(column, overflow="fold")
+    now = time.time()
+    for device in devices:
+        doc = device.to_json()
+        style = _STATE_STYLE.get(device.status, "")
+        table.add_row(
+            device.id,
+            f"[{style}]{device.status}[/{style}]",
+            ago(device.last_seen, now),
+            _hardware(doc["info"]),
+            _runtimes(doc["info"]),
+            ", ".join(device.tags) or "-",
+        )
+    return table
+
+
+def devices_command(
+    ctx: typer.Context,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list, nothing else.")
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait", min=0.0, help="Listen this many more seconds for devices to announce."
+        ),
+    ] = 0.0,
+) -> None:
+    """List the devices, with online/busy/offline, hardware, runtimes and tags."""
+    options = global_options(ctx)
+    with user_errors():
+        session = HostSession(
+            options,
+            client_id=ephemeral_client_id(),
+            subscriptions=INVENTORY_SUBSCRIPTIONS,
+            persistent=False,
+        )
+        session.connect()
+        try:
+            fleet, _ = read_fleet(session, wait=wait)
+        finally:
+            session.close()
+    devices = fleet.sorted()
+    if as_json:
+        typer.echo(json.dumps([d.to_json() for d in devices], indent=2))
+        return
+    from rich.console import Console
+
+    if not devices:
+        Console(stderr=True).print(
+            "no devices have announced themselves on this broker; start an agent with "
+            "`edgeprof-agent --broker URL --device-id ID --trust host.pub`"
+        )
+        return
+    Console().print(devices_table(devices))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `devices` to the app."""
+    app.command("devices")(devices_command)

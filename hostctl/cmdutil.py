@@ -1,0 +1,47 @@
+"""Shared pieces of the fleet commands: turning domain errors into one red line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import typer
+
+from hostctl.errors import HostctlError
+from profiler.errors import ProfilerError
+from protocol.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from hostctl.cli import GlobalOptions
+
+
+def error_line(message: str) -> None:
+    """Print one red line on stderr."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, soft_wrap=True).print(
+        f"[red]error:[/red] {escape(message)}", markup=True, highlight=False
+    )
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn errors a user can cause into one red line and exit code 1 (no traceback)."""
+    try:
+        yield
+    except (HostctlError, ProtocolError) as exc:
+        error_line(str(exc))
+        raise typer.Exit(1) from None
+    except ProfilerError as exc:
+        error_line(exc.message)
+        raise typer.Exit(1) from None
+
+
+def global_options(ctx: typer.Context) -> GlobalOptions:
+    """The options given before the command (set by the app callback)."""
+    options = ctx.find_root().obj
+    if options is None:  # pragma: no cover - the callback always runs first
+        raise HostctlError("internal: global options missing")
+    return options  # type: ignore[no-any-return]

@@ -1,0 +1,633 @@
+"""The fleet as the host sees it, and pushing models to it.
+
+Inventory comes from the retained ``state`` and ``info`` topics. :func:`push`
+orchestrates one push: resolve targets, sign one manifest per (device, model),
+publish each model chunk once for every target that lacks it, repair what a
+device reports missing (requests coalesced), re-send a job a restarted agent
+lost, store every result (before anything else sees it) and acknowledge it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hostctl.errors import HostctlError
+from hostctl.mqtt import HostSession
+from hostctl.store import ResultStore
+from protocol import topics
+from protocol.errors import ProtocolError
+from protocol.messages import (
+    DEFAULT_CHUNK_SIZE,
+    ChunkRequest,
+    Collect,
+    DeviceInfo,
+    DeviceState,
+    JobEvent,
+    JobManifest,
+    JobResult,
+    ModelRef,
+    ResultAck,
+    parse_message,
+)
+from protocol.signing import SigningKey, seal
+
+logger = logging.getLogger(__name__)
+
+INVENTORY_QUIET_S = 0.3
+"""Retained messages come right after the subscription; this much silence ends them."""
+REPAIR_COALESCE_S = 0.15
+"""Chunk requests within this window are served together (each chunk once)."""
+SUBSCRIBE_GRACE_S = 3.0
+"""How long to wait for targets to start downloading before chunks go out anyway."""
+MANIFEST_MARGIN_S = 120.0
+CONTROL_TTL_S = 3600.0
+"""Validity of acks and collect requests."""
+
+FLEET_SUBSCRIPTIONS: list[tuple[str, int]] = [
+    (topics.ALL_STATES, 1),
+    (topics.ALL_INFOS, 1),
+    (topics.ALL_JOB_RESULTS, 1),
+    # QoS 0 for events and chunk requests: they only matter live, and a broker that
+    # queued them while hostctl is away (download progress is chatty) could reach its
+    # queue limit and then drop the results this persistent session exists for.
+    (topics.ALL_JOB_EVENTS, 0),
+    (topics.ALL_BLOB_REQUESTS, 0),
+]
+INVENTORY_SUBSCRIPTIONS: list[tuple[str, int]] = [(topics.ALL_STATES, 1), (topics.ALL_INFOS, 1)]
+
+HOST_STATES = ("timed_out", "canceled")
+FINAL_STATES = ("rejected", "succeeded", "failed", "timed_out", "canceled")
+
+
+@dataclass
+class Device:
+    """One device of the fleet, from its retained state and info."""
+
+    id: str
+    state: DeviceState | None = None
+    info: DeviceInfo | None = None
+
+    @property
+    def status(self) -> str:
+        """'online' | 'busy' | 'offline' (no state yet counts as offline)."""
+        return self.state.state if self.state is not None else "offline"
+
+    @property
+    def last_seen(self) -> float | None:
+        stamps = [m.ts for m in (self.state, self.info) if m is not None]
+        return max(stamps) if stamps else None
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.info.tags) if self.info is not None else []
+
+    def to_json(self) -> dict[str, Any]:
+        """The `devices --json` shape: {id, state, last_seen, tags, info{...}}."""
+        info: dict[str, Any] = {}
+        if self.info is not None:
+            info = self.info.to_dict()
+            for key in ("type", "v", "device_id", "tags"):
+                info.pop(key, None)
+        return {
+            "id": self.id,
+            "state": self.status,
+            "last_seen": self.last_seen,
+            "tags": self.tags,
+            "info": info,
+        }
+
+
+class Fleet:
+    """Devices by id, updated from state/info messages."""
+
+    def __init__(self) -> None:
+        self.devices: dict[str, Device] = {}
+
+    def update(self, topic: str, payload: bytes) -> DeviceState | DeviceInfo | None:
+        """Apply a state/info message; return it (None when it is not one, or bad)."""
+        try:
+            parsed = topics.parse(topic)
+            if parsed.kind not in ("state", "info") or parsed.device_id is None:
+                return None
+            if not payload:  # a cleared retained topic
+                self.devices.pop(parsed.device_id, None)
+                return None
+            message = parse_message(payload)
+        except ProtocolError as exc:
+            logger.warning("ignoring bad message on %s: %s", topic, exc)
+            return None
+        device = self.devices.setdefault(parsed.device_id, Device(parsed.device_id))
+        if isinstance(message, DeviceState):
+            device.state = message
+            return message
+        if isinstance(message, DeviceInfo):
+            device.info = message
+            return message
+        return None
+
+    def sorted(self) -> list[Device]:
+        return [self.devices[k] for k in sorted(self.devices)]
+
+
+def read_fleet(session: HostSession, *, wait: float = 0.0) -> tuple[Fleet, list[tuple[str, bytes]]]:
+    """The fleet from retained messages; also returns the other messages received meanwhile.
+
+    Reads until the retained burst goes quiet, then keeps listening `wait` more seconds.
+    """
+    fleet = Fleet()
+    others: list[tuple[str, bytes]] = []
+    end = time.monotonic() + wait
+    first = True
+    while True:
+        batch = session.drain(
+            quiet=INVENTORY_QUIET_S, limit=2.0 if first else max(0.0, end - time.monotonic())
+        )
+        first = False
+        for topic, payload in batch:
+            if fleet.update(topic, payload) is None and not _is_inventory(topic):
+                others.append((topic, payload))
+        if time.monotonic() >= end:
+            return fleet, others
+        if not batch:
+            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+
+
+def _is_inventory(topic: str) -> bool:
+    return topic.endswith("/state") or topic.endswith("/info")
+
+
+# -- push ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A file to transfer, content-addressed."""
+
+    path: Path
+    data: bytes
+    ref: ModelRef
+
+    @classmethod
+    def from_file(cls, path: Path, *, fmt: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Blob:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise HostctlError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise HostctlError(f"cannot read {path}: {exc}") from None
+        if not data:
+            raise HostctlError(f"{path} is empty: not a model")
+        ref = ModelRef(
+            sha256=hashlib.sha256(data).hexdigest(),
+            size_bytes=len(data),
+            name=path.name,
+            format=fmt,
+            chunk_size=chunk_size,
+        )
+        return cls(path, data, ref)
+
+    def chunk(self, index: int) -> bytes:
+        size = self.ref.chunk_size
+        return self.data[index * size : (index + 1) * size]
+
+
+def model_format(path: Path) -> str:
+    """'tflite' or 'onnx' from the file extension; HostctlError otherwise."""
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix in ("tflite", "onnx"):
+        return suffix
+    raise HostctlError(f"{path}: unsupported model format; expected a .tflite or .onnx file")
+
+
+@dataclass
+class Job:
+    """One (device, model) job of a push, as the host tracks it."""
+
+    device_id: str
+    job_id: str
+    blob: Blob
+    manifest: JobManifest
+    state: str = "sent"
+    reason: str | None = None
+    code: str | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    epoch: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "succeeded"
+
+    @property
+    def model_name(self) -> str:
+        return self.blob.ref.name
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A target that gave no successful result, and why."""
+
+    device_id: str
+    model: str | None
+    state: str
+    reason: str
+
+
+@dataclass
+class PushOutcome:
+    """What a push produced: result documents (ok and error ones) and failures."""
+
+    results: list[dict[str, Any]]
+    failures: list[Failure]
+    jobs: list[Job]
+
+
+def resolve_targets(
+    fleet: Fleet, *, devices: Sequence[str], tags: Sequence[str], all_devices: bool
+) -> tuple[list[str], list[Failure]]:
+    """Device ids to push to, and failures for named targets that cannot take a job."""
+    if not (devices or tags or all_devices):
+        raise HostctlError("no target: name devices with --device ID, --tag TAG, or use --all")
+    targets: list[str] = []
+    failures: list[Failure] = []
+    for device_id in devices:
+        try:
+            topics.check_device_id(device_id)
+        except ProtocolError as exc:
+            raise HostctlError(str(exc)) from None
+        device = fleet.devices.get(device_id)
+        if device is None:
+            failures.append(Failure(device_id, None, "unknown", "no such device on this broker"))
+        elif device.status == "offline":
+            failures.append(Failure(device_id, None, "offline", "device is offline"))
+        elif device_id not in targets:
+            targets.append(device_id)
+    for device in fleet.sorted():
+        if device.id in targets or not (all_devices or any(t in device.tags for t in tags)):
+            continue
+        if device.status == "offline":
+            logger.warning("skipping %s: it is offline", device.id)
+            continue
+        targets.append(device.id)
+    for tag in tags:
+        if not any(tag in d.tags for d in fleet.devices.values()):
+            failures.append(Failure(f"tag:{tag}", None, "unknown", "no device has this tag"))
+    if not targets and not failures:
+        raise HostctlError("no online device matches the targets (see `hostctl devices`)")
+    return targets, failures
+
+
+UpdateCallback = Callable[[Job], None]
+
+
+class Pusher:
+    """Runs one push over a connected session (see :func:`push`)."""
+
+    def __init__(
+        self,
+        session: HostSession,
+        store: ResultStore,
+        key: SigningKey,
+        *,
+        fleet: Fleet,
+        on_update: UpdateCallback | None = None,
+    ) -> None:
+        self.session = session
+        self.store = store
+        self.key = key
+        self.fleet = fleet
+        self.on_update = on_update or (lambda job: None)
+        self.jobs: dict[str, Job] = {}
+        self.blobs: dict[str, Blob] = {}
+        self.chunks_published = 0
+        self._repairs: dict[str, set[int]] = {}
+        self._repair_due: float | None = None
+        self.extra_results: list[dict[str, Any]] = []
+
+    # -- sending -----------------------------------------------------------------
+    def add_job(
+        self,
+        device_id: str,
+        blob: Blob,
+        settings: dict[str, Any],
+        label: str | None,
+        timeout: float,
+    ) -> Job:
+        issued = time.time()
+        job_id = uuid.uuid4().hex[:16]
+        manifest = JobManifest(
+            job_id=job_id,
+            device_id=device_id,
+            model=blob.ref,
+            settings=settings,
+            issued_at=issued,
+            expires_at=issued + timeout + MANIFEST_MARGIN_S,
+            label=label,
+        )
+        device = self.fleet.devices.get(device_id)
+        job = Job(device_id, job_id, blob, manifest)
+        if device is not None and device.state is not None:
+            job.epoch = device.state.epoch
+        self.jobs[job_id] = job
+        self.blobs[blob.ref.sha256] = blob
+        return job
+
+    def send_manifest(self, job: Job) -> None:
+        self.session.publish(topics.job(job.device_id), seal(job.manifest, self.key))
+        logger.debug("sent job %s (%s) to %s", job.job_id, job.model_name, job.device_id)
+
+    def needs_blob(self, job: Job) -> bool:
+        device = self.fleet.devices.get(job.device_id)
+        cached = device.info.cached_models if device is not None and device.info else []
+        return job.blob.ref.sha256 not in cached
+
+    def publish_chunks(self, blob: Blob, indices: Iterable[int]) -> None:
+        for index in sorted(set(indices)):
+            if 0 <= index < blob.ref.chunks:
+                self.session.publish(topics.blob_chunk(blob.ref.sha256, index), blob.chunk(index))
+                self.chunks_published += 1
+
+    def ack(self, device_id: str, job_ids: list[str]) -> None:
+        now = time.time()
+        ack = ResultAck(
+            device_id=device_id, job_ids=job_ids, issued_at=now, expires_at=now + CONTROL_TTL_S
+        )
+        self.session.publish(topics.job(device_id), seal(ack, self.key))
+
+    # -- receiving ---------------------------------------------------------------
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Apply one received message to the push."""
+        if _is_inventory(topic):
+            update = self.fleet.update(topic, payload)
+            if isinstance(update, DeviceState):
+                self._on_state(update)
+            return
+        try:
+            parsed = topics.parse(topic)
+            message = parse_message(payload) if parsed.kind != "chunk" else None
+        except ProtocolError as exc:
+            logger.warning("ignoring bad message on %s: %s", topic, exc)
+            return
+        if isinstance(message, JobResult):
+            self._on_result(message)
+        elif isinstance(message, JobEvent):
+            self._on_event(message)
+        elif isinstance(message, ChunkRequest):
+            self._on_chunk_request(message)
+
+    def _on_state(self, state: DeviceState) -> None:
+        for job in self.jobs.values():
+            if job.device_id != state.device_id or job.done:
+                continue
+            if job.epoch is not None and state.epoch != job.epoch and state.state != "offline":
+                # The agent restarted and may have lost the job: send it again (same
+                # id; the agent re-publishes a finished result instead of re-running).
+                logger.info(
+                    "%s restarted (epoch %s): re-sending job %s",
+                    state.device_id,
+                    state.epoch,
+                    job.job_id,
+                )
+                job.epoch = state.epoch
+                job.progress = {"resent": True}
+                self.send_manifest(job)
+            elif job.epoch is None:
+                job.epoch = state.epoch
+            job.progress["device"] = state.state
+            self.on_update(job)
+
+    def _on_event(self, event: JobEvent) -> None:
+        job = self.jobs.get(event.job_id)
+        if job is None or job.device_id != event.device_id or job.done:
+            return
+        if event.state == "succeeded":
+            # Done only when the result document is here (the agent publishes it first).
+            return
+        job.state = event.state
+        job.reason, job.code = event.reason, event.code
+        job.progress = dict(event.progress)
+        self.on_update(job)
+
+    def _on_result(self, message: JobResult) -> None:
+        doc = dict(message.result)
+        doc.setdefault("job_id", message.job_id)
+        new = self.store.add(doc)  # stored BEFORE it is shown or acknowledged
+        self.ack(message.device_id, [message.job_id])
+        job = self.jobs.get(message.job_id)
+        if job is None or job.device_id != message.device_id:
+            if new:
+                self.extra_results.append(doc)
+            return
+        if job.result is not None:
+            return
+        job.result = doc
+        if doc.get("status") == "ok":
+            job.state, job.reason, job.code = "succeeded", None, None
+        else:
+            error = doc.get("error") or {}
+            job.state = "failed"
+            job.code = str(error.get("code") or "error")
+            job.reason = str(error.get("message") or "the device reported an error")
+        self.on_update(job)
+
+    def _on_chunk_request(self, request: ChunkRequest) -> None:
+        blob = self.blobs.get(request.sha256)
+        if blob is None:
+            return
+        missing = [i for i in request.missing if 0 <= i < blob.ref.chunks]
+        if not missing:
+            return
+        self._repairs.setdefault(request.sha256, set()).update(missing)
+        if self._repair_due is None:
+            self._repair_due = time.monotonic() + REPAIR_COALESCE_S
+
+    def flush_repairs(self, *, force: bool = False) -> None:
+        if self._repair_due is None or (not force and time.monotonic() < self._repair_due):
+            return
+        for sha, indices in self._repairs.items():
+            logger.info("repairing %d chunk(s) of %s", len(indices), sha[:12])
+            self.publish_chunks(self.blobs[sha], indices)
+        self._repairs.clear()
+        self._repair_due = None
+
+    # -- loop --------------------------------------------------------------------
+    def pump(self, until: float, stop: Callable[[], bool]) -> None:
+        """Handle messages until `until` (monotonic) or `stop()` is true."""
+        while not stop():
+            now = time.monotonic()
+            if now >= until:
+                return
+            wait = until - now
+            if self._repair_due is not None:
+                wait = min(wait, max(0.0, self._repair_due - now))
+            item = self.session.get(min(wait, 0.5))
+            if item is not None:
+                self.handle(*item)
+            self.flush_repairs()
+
+    def waiting_for_subscription(self, sha: str) -> bool:
+        return any(
+            j.blob.ref.sha256 == sha and not j.done and j.state in ("sent", "queued", "accepted")
+            for j in self.jobs.values()
+            if self.needs_blob(j)
+        )
+
+    def run(self, timeout: float) -> None:
+        """Send every job, transfer blobs, wait for results (KeyboardInterrupt cancels)."""
+        deadline = time.monotonic() + timeout
+        try:
+            for job in self.jobs.values():
+                self.send_manifest(job)
+                self.on_update(job)
+            for sha, blob in self.blobs.items():
+                if not any(
+                    self.needs_blob(j) for j in self.jobs.values() if j.blob.ref.sha256 == sha
+                ):
+                    logger.info("%s is cached on every target: no transfer", blob.ref.name)
+                    continue
+                # Chunks are not retained: wait until targets have subscribed (their
+                # `downloading` event follows the subscription), stragglers ask later.
+                grace = min(deadline, time.monotonic() + SUBSCRIBE_GRACE_S)
+                self.pump(grace, lambda sha=sha: not self.waiting_for_subscription(sha))  # type: ignore[misc]
+                if not any(
+                    self.needs_blob(j) and not j.done
+                    for j in self.jobs.values()
+                    if j.blob.ref.sha256 == sha
+                ):
+                    continue  # every target that lacked it rejected the job: send nothing
+                self.publish_chunks(blob, range(blob.ref.chunks))
+            self.pump(deadline, lambda: all(j.done for j in self.jobs.values()))
+            self._finish("timed_out", "no result within the timeout")
+        except KeyboardInterrupt:
+            self._finish("canceled", "canceled (Ctrl-C); `hostctl collect` fetches results later")
+
+    def _finish(self, state: str, reason: str) -> None:
+        for job in self.jobs.values():
+            if not job.done:
+                device = self.fleet.devices.get(job.device_id)
+                detail = reason
+                if state == "timed_out" and device is not None and device.status == "offline":
+                    detail = f"{reason} (the device went offline)"
+                elif state == "timed_out" and job.state not in ("sent",):
+                    detail = f"{reason} (last state: {job.state})"
+                job.state, job.reason = state, detail
+                self.on_update(job)
+
+    def outcome(self, pre_failures: Sequence[Failure]) -> PushOutcome:
+        results = [j.result for j in self.jobs.values() if j.result is not None]
+        failures = list(pre_failures)
+        for job in self.jobs.values():
+            if not job.ok:
+                failures.append(Failure(job.device_id, job.model_name, job.state, _reason(job)))
+        return PushOutcome(results, failures, list(self.jobs.values()))
+
+
+def _reason(job: Job) -> str:
+    text = job.reason or job.state
+    if job.code and job.code not in text:
+        text = f"{text} [{job.code}]"
+    return text
+
+
+def push(
+    session: HostSession,
+    store: ResultStore,
+    key: SigningKey,
+    *,
+    models: Sequence[Path],
+    settings: dict[str, Any],
+    devices: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    all_devices: bool = False,
+    label: str | None = None,
+    timeout: float = 600.0,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    on_update: UpdateCallback | None = None,
+    on_targets: Callable[[list[Job]], None] | None = None,
+) -> PushOutcome:
+    """Push `models` to the targets over a connected session and wait for the results.
+
+    Results (error results too) are stored before they are shown and acknowledged.
+    Failures cover unknown/offline targets, rejected/failed jobs, timed_out and
+    canceled (Ctrl-C) ones.
+    """
+    blobs = [
+        Blob.from_file(Path(m), fmt=model_format(Path(m)), chunk_size=chunk_size) for m in models
+    ]
+    fleet, early = read_fleet(session)
+    targets, failures = resolve_targets(fleet, devices=devices, tags=tags, all_devices=all_devices)
+    pusher = Pusher(session, store, key, fleet=fleet, on_update=on_update)
+    for device_id in targets:
+        for blob in blobs:
+            pusher.add_job(device_id, blob, settings, label, timeout)
+    if on_targets is not None:
+        on_targets(list(pusher.jobs.values()))
+    for topic, payload in early:
+        pusher.handle(topic, payload)
+    pusher.run(timeout)
+    session.wait_published(timeout=5.0)
+    return pusher.outcome(failures)
+
+
+def collect(
+    session: HostSession, store: ResultStore, key: SigningKey | None, *, wait: float = 3.0
+) -> tuple[int, int]:
+    """Ask every known device to re-send unacknowledged results; store and ack them.
+
+    Returns (received, new). Without a key, nothing is sent to the devices but the
+    results the broker queued for this session are still stored.
+    """
+    fleet, early = read_fleet(session)
+    if key is not None:
+        now = time.time()
+        for device in fleet.sorted():
+            if device.status != "offline":
+                request = Collect(
+                    device_id=device.id, issued_at=now, expires_at=now + CONTROL_TTL_S
+                )
+                session.publish(topics.job(device.id), seal(request, key))
+    received = new = 0
+    pending = list(early)
+    end = time.monotonic() + wait
+    while True:
+        for topic, payload in pending:
+            if "/result" not in topic:
+                continue
+            try:
+                message = parse_message(payload)
+            except ProtocolError as exc:
+                logger.warning("ignoring bad result on %s: %s", topic, exc)
+                continue
+            if not isinstance(message, JobResult):
+                continue
+            doc = dict(message.result)
+            doc.setdefault("job_id", message.job_id)
+            received += 1
+            new += store.add(doc)
+            if key is not None:
+                now = time.time()
+                ack = ResultAck(
+                    device_id=message.device_id,
+                    job_ids=[message.job_id],
+                    issued_at=now,
+                    expires_at=now + CONTROL_TTL_S,
+                )
+                session.publish(topics.job(message.device_id), seal(ack, key))
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        item = session.get(left)
+        pending = [item] if item is not None else []
+    session.wait_published(timeout=5.0)
+    return received, new

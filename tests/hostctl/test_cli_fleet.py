@@ -1,0 +1,125 @@
+"""The fleet commands through typer's CliRunner: keys, results formats, errors a user meets."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from hostctl.cli import app
+from hostctl.store import ResultStore
+from tests.support.broker import free_port
+
+runner = CliRunner()
+
+
+def _doc(job_id: str, device: str, p50: float) -> dict[str, Any]:
+    return {
+        "schema": "edgeprof.result/1",
+        "status": "ok",
+        "job_id": job_id,
+        "label": "base",
+        "created_at": f"2026-01-01T00:00:0{job_id[-1]}Z",
+        "device": {"id": device},
+        "model": {"name": "net.tflite", "sha256": "ab" * 32, "format": "tflite"},
+        "runtime": {"name": "litert", "version": "2.3"},
+        "latency_ms": {"n": 100, "p50": p50, "p90": p50 * 1.2},
+        "flags": ["unstable"],
+    }
+
+
+def _offline_broker() -> list[str]:
+    # A port nobody listens on: commands must fail (or skip) with one clear line.
+    return ["--broker", f"mqtt://127.0.0.1:{free_port()}"]
+
+
+def test_keys_init_prints_paths_key_id_and_agent_flag(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["keys", "init", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert f"--trust {tmp_path / 'host.pub'}" in result.output
+    assert (tmp_path / "host.key").exists()
+    again = runner.invoke(app, ["keys", "init", "--dir", str(tmp_path)])
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+    assert "Traceback" not in again.output
+
+
+def test_results_formats(tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    with ResultStore(db) as store:
+        store.add(_doc("j1", "pi-1", 1.5))
+        store.add(_doc("j2", "pi-2", 2.5))
+    base = ["--db", str(db), "results", "--no-collect"]
+
+    as_json = runner.invoke(app, [*base, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert [d["job_id"] for d in json.loads(as_json.stdout)] == ["j1", "j2"]
+
+    filtered = runner.invoke(app, [*base, "--format", "json", "--device", "pi-2"])
+    assert [d["device"]["id"] for d in json.loads(filtered.stdout)] == ["pi-2"]
+
+    as_csv = runner.invoke(app, [*base, "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(r["device"], r["p50_ms"], r["flags"]) for r in rows] == [
+        ("pi-1", "1.5", "unstable"),
+        ("pi-2", "2.5", "unstable"),
+    ]
+
+    markdown = runner.invoke(app, [*base, "--format", "markdown", "--limit", "1"])
+    lines = markdown.stdout.strip().splitlines()
+    assert lines[0].startswith("| job_id |") and len(lines) == 3 and "pi-2" in lines[2]
+
+    table = runner.invoke(app, [*base], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "pi-1" in table.stdout and "net.tflite" in table.stdout
+
+
+def test_results_without_a_broker_still_show_stored_results(tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    with ResultStore(db) as store:
+        store.add(_doc("j1", "pi-1", 1.5))
+    result = runner.invoke(app, [*_offline_broker(), "--db", str(db), "results", "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 1
+
+
+def test_devices_with_an_unreachable_broker_is_one_clear_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, [*_offline_broker(), "devices"])
+    assert result.exit_code == 1
+    assert "cannot connect to the broker" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_push_without_target_or_with_missing_model_fails_clearly(tmp_path: Path) -> None:
+    runner.invoke(app, ["keys", "init", "--dir", str(tmp_path)])
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"x" * 10)
+    common = [
+        *_offline_broker(),
+        "--key",
+        str(tmp_path / "host.key"),
+        "--db",
+        str(tmp_path / "r.sqlite"),
+    ]
+
+    missing = runner.invoke(app, [*common, "push", str(tmp_path / "nope.tflite"), "--all"])
+    assert missing.exit_code == 1 and "no such file" in missing.output
+
+    bad_shape = runner.invoke(app, [*common, "push", str(model), "--all", "--shape", "x"])
+    assert bad_shape.exit_code == 1 and "NAME=" in bad_shape.output
+
+    with_eval = runner.invoke(app, [*common, "push", str(model), "--all", "--eval", str(model)])
+    assert with_eval.exit_code == 1 and "--eval" in with_eval.output
+
+
+def test_push_with_a_missing_key_names_keys_init(tmp_path: Path) -> None:
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"x" * 10)
+    result = runner.invoke(
+        app, ["--key", str(tmp_path / "absent.key"), "push", str(model), "--all"]
+    )
+    assert result.exit_code == 1
+    assert "hostctl keys init" in result.output
