@@ -100,6 +100,7 @@ def build_settings(
 
 
 def profile_command(
+    ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="The .tflite or .onnx model file.", show_default=False)],
     runs: Annotated[int | None, typer.Option("--runs", "-n", min=1, help="Minimum steady-state runs (default: 100).")] = None,
     warmup: Annotated[int | None, typer.Option("--warmup", min=0, help="Minimum warm-up runs (default: 10).")] = None,
@@ -134,6 +135,9 @@ def profile_command(
     ] = None,
     label: Annotated[str | None, typer.Option("--label", help="Free-form label stored with the result.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result document as JSON, nothing else.")] = False,
+    store: Annotated[
+        bool, typer.Option("--store/--no-store", help="Keep the result in the results store (see `hostctl results`).")
+    ] = True,
 ) -> None:
     """Profile MODEL on this machine: latency with 95% CIs, memory, accuracy, thermal state."""
     try:
@@ -145,6 +149,8 @@ def profile_command(
     except ValueError as exc:
         raise _fail(_option_names(str(exc))) from None
     result = run_profile(model, settings, label=label, show_progress=True)
+    if store:
+        _store(ctx, result)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     elif result.get("status") != "ok":
@@ -156,6 +162,30 @@ def profile_command(
         Console().print(result_detail(result))
     if result.get("status") != "ok":
         raise typer.Exit(1)
+
+
+def _store(ctx: typer.Context, result: dict[str, Any]) -> None:
+    """Keep the result with the fleet's, under a ``local-…`` job id.
+
+    Stored before it is shown, like every result; a store that cannot be
+    opened costs one warning line, never the measurement.
+    """
+    import uuid
+
+    from hostctl.errors import HostctlError
+    from hostctl.store import ResultStore
+
+    if not result.get("job_id"):
+        result["job_id"] = f"local-{uuid.uuid4().hex[:16]}"
+    db = getattr(ctx.find_root().obj, "db", None)
+    try:
+        results = ResultStore(db)
+        try:
+            results.add(result)
+        finally:
+            results.close()
+    except HostctlError as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/yellow] result not stored: {exc}")
 
 
 def run_profile(

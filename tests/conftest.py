@@ -16,6 +16,17 @@ settings.register_profile("edgeprof", deadline=None, suppress_health_check=[Heal
 settings.load_profile("edgeprof")
 
 
+@pytest.fixture(autouse=True)
+def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test's results store, keys and caches out of the real user dirs
+    (platformdirs honours the XDG variables; child processes inherit them)."""
+    home = tmp_path_factory.mktemp("xdg")
+    for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(var, str(home / var.lower()))
+    for var in ("EDGEPROF_DB", "EDGEPROF_KEY", "EDGEPROF_BROKER"):
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
     """One broker for the session (tests that kill it use `fresh_mosquitto`)."""

@@ -236,3 +236,21 @@ def test_latencies_read_in_the_unit_that_fits() -> None:
     assert render.format_latency(12_000.0) == "12.0 s"
     assert render.format_latency(None) == "—"
     assert render.format_latency_ci(0.00639, [0.00638, 0.00641]).plain == "6.39 µs [6.38–6.41]"
+
+
+def test_local_profiles_are_stored_and_listed_by_results(tmp_path: Path) -> None:
+    db = tmp_path / "results.sqlite"
+    runner = CliRunner()
+    out = runner.invoke(
+        app, ["--db", str(db), "profile", str(demo_model("tflite")), *FAST, "--label", "mine", "--json"]
+    )
+    assert out.exit_code == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["job_id"].startswith("local-")
+    listed = runner.invoke(app, ["--db", str(db), "results", "--no-collect", "--json"])
+    assert listed.exit_code == 0, listed.stderr
+    assert [r["job_id"] for r in json.loads(listed.stdout)] == [doc["job_id"]]
+    skipped = runner.invoke(app, ["--db", str(db), "profile", str(demo_model("tflite")), *FAST, "--no-store", "--json"])
+    assert skipped.exit_code == 0
+    again = runner.invoke(app, ["--db", str(db), "results", "--no-collect", "--json"])
+    assert len(json.loads(again.stdout)) == 1
