@@ -74,8 +74,7 @@ def _log_tail(log_file: Any) -> str:
     except OSError:
         return ""
     # Runtimes' INFO chatter ("Created TensorFlow Lite XNNPACK delegate") explains nothing.
-    lines = [ln.strip() for ln in text.splitlines()
-             if ln.strip() and not ln.startswith("INFO:")]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("INFO:")]
     return lines[-1][-_LOG_TAIL_CHARS:] if lines else ""
 
 
@@ -362,14 +361,50 @@ def profile(
     on_phase: Callable[[str], None] | None = None,
     worker_cmd: Sequence[str] | None = None,
     analyze: bool = True,
+    model_name: str | None = None,
 ) -> dict[str, Any]:
     """Measure one model in a fresh worker process and return its result document.
 
     Never raises for model, runtime or user problems: those come back as a
     result with ``status: "error"`` and ``error{code, message}``. ``worker_cmd``
     replaces ``python -m profiler.worker`` (tests); ``analyze=False`` skips the
-    params/MACs/sparsity analysis child.
+    params/MACs/sparsity analysis child. ``model_name`` is the name to report
+    (in ``model.name`` and error messages) when the file's own name means
+    nothing to the user, e.g. the agent's content-addressed cache file.
     """
+    document = _profile(
+        model_path,
+        settings,
+        label=label,
+        job_id=job_id,
+        device_id=device_id,
+        tags=tags,
+        on_phase=on_phase,
+        worker_cmd=worker_cmd,
+        analyze=analyze,
+    )
+    file_name = Path(model_path).name
+    if model_name and model_name != file_name:
+        if isinstance(document.get("model"), dict):
+            document["model"]["name"] = model_name
+        error = document.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            error["message"] = error["message"].replace(file_name, model_name)
+    return document
+
+
+def _profile(
+    model_path: str | os.PathLike[str],
+    settings: ProfileSettings | None,
+    *,
+    label: str | None,
+    job_id: str | None,
+    device_id: str | None,
+    tags: Sequence[str],
+    on_phase: Callable[[str], None] | None,
+    worker_cmd: Sequence[str] | None,
+    analyze: bool,
+) -> dict[str, Any]:
     from profiler.backends import detect_format
     from profiler.result import build_result, model_section, settings_section
     from profiler.stats import decode_samples, latency_stats, stability_flags
@@ -384,15 +419,22 @@ def profile(
         detect_format(path)
     except ProfilerError as exc:
         return build_result(
-            status="error", job_id=job_id, label=label, device=device,
-            model=model_section(path), settings=settings_section(settings),
+            status="error",
+            job_id=job_id,
+            label=label,
+            device=device,
+            model=model_section(path),
+            settings=settings_section(settings),
             error=exc.to_dict(),
         )
 
     env_before = _snapshot()
     outcome = run_child(
-        {"mode": "measure", "model_path": str(Path(path).resolve()),
-         "settings": settings.to_dict()},
+        {
+            "mode": "measure",
+            "model_path": str(Path(path).resolve()),
+            "settings": settings.to_dict(),
+        },
         timeout_s=timeout_s,
         argv=worker_cmd,
         on_phase=on_phase,
@@ -408,9 +450,13 @@ def profile(
     model = model_section(path, analysis)
     memory = _memory(data.get("memory_mb"), outcome.peak_rss_mb)
     common: dict[str, Any] = {
-        "job_id": job_id, "label": label, "device": device, "model": model,
+        "job_id": job_id,
+        "label": label,
+        "device": device,
+        "model": model,
         "settings": settings_section(settings, data.get("inputs")),
-        "memory_mb": memory, "env": _env(env_before, env_after),
+        "memory_mb": memory,
+        "env": _env(env_before, env_after),
         "runtime": data.get("runtime") or outcome.runtime,
     }
     if err is not None:
@@ -420,7 +466,8 @@ def profile(
     samples: list[int] = decode_samples(data["samples"]) if data.get("samples") else []
     if not samples:
         return build_result(
-            status="error", error={"code": INTERNAL, "message": "the worker recorded no runs"},
+            status="error",
+            error={"code": INTERNAL, "message": "the worker recorded no runs"},
             **common,
         )
     stats = latency_stats(samples)

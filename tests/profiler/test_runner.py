@@ -282,3 +282,16 @@ def test_results_keep_at_most_max_kept_samples_in_time_order() -> None:
     assert len(kept) <= MAX_KEPT_SAMPLES
     assert doc["total"] == 50_000 and kept == samples[:: doc["stride"]]
     assert _kept_samples([5, 6, 7])["stride"] == 1
+
+
+def test_model_name_replaces_the_file_name_in_reports(tmp_path: Path) -> None:
+    from profiler.testmodels import build_tflite_custom_op
+
+    cached = tmp_path / ("ab" * 32 + ".tflite")
+    cached.write_bytes(build_tflite_custom_op())
+    doc = profile(cached, ProfileSettings(runs=1, warmup=0, min_seconds=0, warmup_seconds=0),
+                  analyze=False, model_name="detector_int8.tflite")
+    assert doc["status"] == "error"
+    assert doc["model"]["name"] == "detector_int8.tflite"
+    assert "detector_int8.tflite uses custom op EdgeprofTestOp" in doc["error"]["message"]
+    assert "abab" not in doc["error"]["message"]
