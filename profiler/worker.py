@@ -19,6 +19,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,20 +71,47 @@ class Reporter:
         self.send({"type": "phase", "phase": phase})
 
 
-def _timed_loop(invoke: Callable[[], None], min_runs: int, min_ns: int, max_ns: int) -> tuple[
-    array.array[int], int, bool
-]:
+MAX_RECORDED_SAMPLES = 100_000
+"""The steady state keeps at most this many per-run samples (see :func:`_timed_loop`)."""
+
+
+@dataclass
+class LoopOutcome:
+    """What a timed loop did: every run counted, a bounded sample of them kept."""
+
+    samples: array.array[int]
+    """Per-run latencies (ns) of every ``stride``-th run, in time order."""
+    runs: int
+    """Runs performed (timed), recorded or not."""
+    elapsed_ns: int
+    capped: bool
+    """True when ``max_ns`` stopped the loop before the minima were met."""
+    stride: int
+
+
+def _timed_loop(
+    invoke: Callable[[], None],
+    min_runs: int,
+    min_ns: int,
+    max_ns: int,
+    max_samples: int = MAX_RECORDED_SAMPLES,
+) -> LoopOutcome:
     """Run until both minima are met or ``max_ns`` passed; only ``invoke`` is timed.
 
-    Returns ``(samples_ns, elapsed_ns, capped)``; ``capped`` is True when the
-    cap stopped the loop before the minima were met.
+    Every run is timed the same way, but at most ``max_samples`` are kept: when
+    the buffer fills, every other kept sample is dropped and from then on only
+    every ``stride``-th run (stride doubling each time) is recorded. The kept
+    samples stay evenly spread over the whole run, in time order, so
+    percentiles and the drift test see all of it; memory stays bounded
+    (8 bytes a sample) and a microsecond model, which runs millions of times
+    in the default 5 s, neither inflates the worker's peak RSS (reported as
+    the model's) nor costs seconds of statistics afterwards.
     """
     clock = time.perf_counter_ns
-    # An int64 array, not a list: 8 bytes a run instead of ~36, so the sample
-    # buffer of a microsecond model (~10^6 runs in 5 s) barely moves the
-    # worker's peak RSS, which is reported as the model's.
     samples: array.array[int] = array.array("q")
     append = samples.append
+    stride = 1
+    runs = 0
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection inside a timed call would show up as an outlier
     try:
@@ -92,12 +120,17 @@ def _timed_loop(invoke: Callable[[], None], min_runs: int, min_ns: int, max_ns: 
             t0 = clock()
             invoke()
             t1 = clock()
-            append(t1 - t0)
+            runs += 1
+            if runs % stride == 0:
+                append(t1 - t0)
+                if len(samples) >= max_samples:
+                    del samples[1::2]
+                    stride *= 2
             elapsed = t1 - start
-            if len(samples) >= min_runs and elapsed >= min_ns:
-                return samples, elapsed, False
+            if runs >= min_runs and elapsed >= min_ns:
+                return LoopOutcome(samples, runs, elapsed, False, stride)
             if elapsed >= max_ns:
-                return samples, elapsed, True
+                return LoopOutcome(samples, runs, elapsed, True, stride)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -150,16 +183,14 @@ def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> d
     warm_runs = 0
     warm_ns = 0
     if settings.warmup > 0 or settings.warmup_seconds > 0:
-        warm_samples, warm_ns, _ = _timed_loop(
-            backend.invoke, settings.warmup, int(settings.warmup_seconds * 1e9), max_ns
+        warm = _timed_loop(
+            backend.invoke, settings.warmup, int(settings.warmup_seconds * 1e9), max_ns, 1024
         )
-        warm_runs = len(warm_samples)
-        del warm_samples
+        warm_runs, warm_ns = warm.runs, warm.elapsed_ns
+        del warm
 
     reporter.enter("steady")
-    samples, steady_ns, capped = _timed_loop(
-        backend.invoke, settings.runs, int(settings.min_seconds * 1e9), max_ns
-    )
+    steady = _timed_loop(backend.invoke, settings.runs, int(settings.min_seconds * 1e9), max_ns)
     runtime = backend.runtime_info()
 
     accuracy = None
@@ -181,7 +212,7 @@ def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> d
         ],
         "init_ms": (load_ns + allocate_ns) / 1e6,
         "first_inference_ms": first_ns / 1e6,
-        "samples": encode_samples(samples),
+        "samples": encode_samples(steady.samples),
         "phases": {
             "load_ms": load_ns / 1e6,
             "allocate_ms": allocate_ns / 1e6,
@@ -192,12 +223,14 @@ def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> d
                 "min_seconds": settings.warmup_seconds,
             },
             "steady": {
-                "runs": len(samples),
-                "seconds": steady_ns / 1e9,
+                "runs": steady.runs,
+                "recorded": len(steady.samples),
+                "record_stride": steady.stride,
+                "seconds": steady.elapsed_ns / 1e9,
                 "min_runs": settings.runs,
                 "min_seconds": settings.min_seconds,
                 "max_seconds": settings.max_seconds,
-                "capped": capped,
+                "capped": steady.capped,
             },
             "gc_disabled": True,
             "timer": "time.perf_counter_ns",

@@ -295,3 +295,16 @@ def test_model_name_replaces_the_file_name_in_reports(tmp_path: Path) -> None:
     assert doc["model"]["name"] == "detector_int8.tflite"
     assert "detector_int8.tflite uses custom op EdgeprofTestOp" in doc["error"]["message"]
     assert "abab" not in doc["error"]["message"]
+
+
+def test_timed_loop_keeps_a_bounded_evenly_spread_sample() -> None:
+    from profiler.worker import _timed_loop
+
+    calls: list[int] = []
+    outcome = _timed_loop(lambda: calls.append(1), 10_000, 0, 10**12, max_samples=64)
+    assert outcome.runs == len(calls) == 10_000
+    assert 32 <= len(outcome.samples) <= 64
+    assert outcome.stride in (256, 512)  # 10 000 runs / 64 slots, rounded to a power of two
+    assert all(s > 0 for s in outcome.samples)
+    short = _timed_loop(lambda: None, 50, 0, 10**12, max_samples=64)
+    assert short.stride == 1 and len(short.samples) == short.runs == 50
