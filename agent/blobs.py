@@ -1,4 +1,4 @@
-"""Reassembly of a model sent in chunks over MQTT.
+"""Reassembly of a model (or a data file a job attaches) sent in chunks over MQTT.
 
 Chunk `index` is written at offset ``index * chunk_size`` of a partial file,
 so chunks may arrive in any order, twice, or after a restart. The set of
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from agent.cache import atomic_write
-from protocol.messages import ModelRef
+from protocol.messages import BlobRef
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ _PERSIST_EVERY_S = 1.0
 class ChunkAssembler:
     """Collects the chunks of one model (`ref`) under `directory`."""
 
-    def __init__(self, directory: str | os.PathLike[str], ref: ModelRef) -> None:
+    def __init__(self, directory: str | os.PathLike[str], ref: BlobRef) -> None:
         self.ref = ref
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -132,6 +132,15 @@ class ChunkAssembler:
     @property
     def received(self) -> int:
         return len(self._received)
+
+    @property
+    def received_bytes(self) -> int:
+        """Bytes of the chunks received so far."""
+        last = self.total - 1
+        full = len(self._received) - (last in self._received)
+        return full * self.ref.chunk_size + (
+            self.expected_size(last) if last in self._received else 0
+        )
 
     @property
     def complete(self) -> bool:

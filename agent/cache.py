@@ -1,8 +1,9 @@
 """Content-addressed model cache with a size quota and LRU eviction.
 
-Files are named ``<sha256>.<format>`` — the hash is validated (64 hex digits)
-and the format is one of the protocol's model formats, so a sender-supplied
-name never becomes a path. The index (size, format, last use) is a JSON file
+Holds models and the data files jobs attach to them (.npz/.npy), under one
+quota. Files are named ``<sha256>.<format>`` — the hash is validated (64 hex
+digits) and the format is one of the protocol's blob formats, so a
+sender-supplied name never becomes a path. The index (size, format, last use) is a JSON file
 replaced atomically; files without an index entry are ignored and removed.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.errors import ProtocolError
-from protocol.messages import MODEL_FORMATS
+from protocol.messages import BLOB_FORMATS
 from protocol.topics import check_sha256
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class ModelCache:
                 fmt, size, used = item["format"], int(item["size"]), float(item["last_used"])
             except (ProtocolError, KeyError, TypeError, ValueError):
                 continue
-            if fmt in MODEL_FORMATS and self._file(sha, fmt).is_file():
+            if fmt in BLOB_FORMATS and self._file(sha, fmt).is_file():
                 entries[sha] = _Entry(fmt, size, used)
         # Files the index does not know (a crash between rename and index write) go.
         known = {self._file(s, e.format).name for s, e in entries.items()}
@@ -153,8 +154,8 @@ class ModelCache:
         """Move a verified file into the cache, evicting least recently used
         models to stay within the quota. Returns the cached path."""
         check_sha256(sha256)
-        if fmt not in MODEL_FORMATS:
-            raise CacheError(f"unknown model format {fmt!r}")
+        if fmt not in BLOB_FORMATS:
+            raise CacheError(f"unknown file format {fmt!r}")
         size = os.path.getsize(source)
         self.check_fits(size)
         with self._lock:

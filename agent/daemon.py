@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import logging
 import queue
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from profiler.settings import ProfileSettings
 from protocol import topics
 from protocol.errors import ProtocolError, SignatureError
 from protocol.messages import (
+    BlobRef,
     ChunkRequest,
     Collect,
     DeviceInfo,
@@ -59,8 +61,10 @@ QUIET_REQUEST_AFTER_S = 2.0
 """Ask for the missing chunks after this long without a new one."""
 MAX_REQUEST_BACKOFF_S = 15.0
 PROGRESS_EVERY_S = 0.5
-# Settings that name files on the device: a remote job must not choose them.
+# Settings that name files on the device: a remote job must not choose them. Data
+# files travel as attachments instead; the agent sets these to its cached copies.
 _LOCAL_ONLY_SETTINGS = ("inputs_path", "eval_path")
+_ATTACHMENT_SETTINGS = {"eval": "eval_path", "inputs": "inputs_path"}
 
 
 class AgentState(Enum):
@@ -75,10 +79,27 @@ class AgentState(Enum):
 
 @dataclass
 class Job:
-    """A verified, accepted job."""
+    """A verified, accepted job and the blobs (model, attachments) it still waits for."""
 
     manifest: JobManifest
     settings: ProfileSettings
+    waiting: dict[str, BlobRef] = field(default_factory=dict)
+    """Blobs by hash still being downloaded; the job runs when this is empty."""
+    fetching: dict[str, BlobRef] = field(default_factory=dict)
+    """Every blob this job had to download (its progress covers their bytes)."""
+    pinned: list[str] = field(default_factory=list)
+    """Hashes pinned in the cache for this job (released when it ends)."""
+    ended: bool = False
+    """Failed before running: downloads no longer serve it."""
+
+    def describe(self, sha256: str) -> str:
+        """'the model' or 'the eval file NAME', for messages about one blob."""
+        if sha256 == self.manifest.model.sha256:
+            return "the model"
+        for kind, ref in self.manifest.attachments.items():
+            if ref.sha256 == sha256:
+                return f"the {kind} file {ref.name}"
+        return "a file"
 
 
 @dataclass
@@ -94,7 +115,7 @@ class Download:
 
     @property
     def expires_at(self) -> float:
-        return max(job.manifest.expires_at for job in self.jobs)
+        return max((job.manifest.expires_at for job in self.jobs), default=0.0)
 
 
 def signature_code(exc: SignatureError) -> str:
@@ -361,20 +382,42 @@ class Agent:
         settings = self._settings_of(manifest)
         if settings is None:
             return
+        refs = manifest.blobs
         try:
-            self.cache.check_fits(manifest.model.size_bytes)
+            for ref in refs:
+                self.cache.check_fits(ref.size_bytes)
         except CacheError as exc:
-            self._reject(manifest, "too_large", str(exc))
+            what = Job(manifest, settings).describe(ref.sha256)
+            self._reject(manifest, "too_large", f"{what}: {exc}")
+            return
+        total = sum(ref.size_bytes for ref in refs)
+        if total > self.cache.quota_bytes:
+            # All of a job's files are pinned in the cache together while it waits.
+            self._reject(
+                manifest,
+                "too_large",
+                f"the model and its data files ({total} bytes together) exceed the cache "
+                f"quota of {self.cache.quota_bytes} bytes: raise --cache-quota-mb on the device",
+            )
+            return
+        clash = self._download_clash(refs)
+        if clash is not None:
+            self._reject(manifest, "bad_manifest", clash)
             return
         job = Job(manifest, settings)
         self.records.set(job_id, "queued", manifest.expires_at)
         self._event(job_id, "queued")
         self.records.set(job_id, "accepted", manifest.expires_at)
         self._event(job_id, "accepted", progress={"queue": self.runner.pending()})
-        if manifest.model.sha256 in self.cache:
-            self._submit(job)
+        for ref in refs:
+            if ref.sha256 in self.cache:
+                self._pin(job, ref.sha256)  # cached: only what is missing is fetched
+            else:
+                job.waiting[ref.sha256] = ref
+        if job.waiting:
+            self._start_downloads(job)
         else:
-            self._start_download(job)
+            self._submit(job)
 
     def _settings_of(self, manifest: JobManifest) -> ProfileSettings | None:
         chosen = [k for k in _LOCAL_ONLY_SETTINGS if manifest.settings.get(k) is not None]
@@ -391,42 +434,80 @@ class Agent:
             self._reject(manifest, "bad_manifest", f"invalid profile settings: {exc}")
             return None
 
+    def _pin(self, job: Job, sha256: str) -> None:
+        self.cache.pin(sha256)
+        job.pinned.append(sha256)
+
+    def _release(self, job: Job) -> None:
+        """Unpin the job's cached files (idempotent)."""
+        while job.pinned:
+            self.cache.unpin(job.pinned.pop())
+
     # -- downloads -----------------------------------------------------------
-    def _start_download(self, job: Job) -> None:
-        ref = job.manifest.model
-        download = self._downloads.get(ref.sha256)
-        if download is not None:
-            same = (download.assembler.ref.size_bytes, download.assembler.ref.chunk_size)
-            if same != (ref.size_bytes, ref.chunk_size):
-                self._reject(
-                    job.manifest,
-                    "bad_manifest",
-                    "same model hash with another size or chunk size is downloading",
-                )
-                return
-            download.jobs.append(job)
-            self._progress(download, force=True)
-            return
-        assembler = ChunkAssembler(self.partial_dir, ref)
-        download = Download(
-            assembler, [job], next_request_at=time.monotonic() + FIRST_REQUEST_AFTER_S
-        )
-        self._downloads[ref.sha256] = download
+    def _download_clash(self, refs: list[BlobRef]) -> str | None:
+        """Why these blobs cannot join the downloads in progress (same hash, other shape)."""
+        for ref in refs:
+            download = self._downloads.get(ref.sha256)
+            if download is None:
+                continue
+            if (download.assembler.ref.size_bytes, download.assembler.ref.chunk_size) != (
+                ref.size_bytes,
+                ref.chunk_size,
+            ):
+                return f"a file with hash {ref.sha256[:12]} but another size or chunk size is downloading"
+        return None
+
+    def _start_downloads(self, job: Job) -> None:
+        """Fetch every blob the job waits for (joining downloads already under way)."""
+        job.fetching = dict(job.waiting)
         self.records.set(job.manifest.job_id, "downloading", job.manifest.expires_at)
-        self._progress(download, force=True)
-        if assembler.complete:
-            self._finish_download(download)
-            return
-        self.session.subscribe(topics.blob_chunks(ref.sha256))
+        for sha, ref in job.waiting.items():
+            download = self._downloads.get(sha)
+            if download is not None:
+                download.jobs.append(job)
+                continue
+            assembler = ChunkAssembler(self.partial_dir, ref)
+            self._downloads[sha] = Download(
+                assembler, [job], next_request_at=time.monotonic() + FIRST_REQUEST_AFTER_S
+            )
+            if not assembler.complete:
+                # Subscribed before the `downloading` event: a host that publishes
+                # chunks when it sees that event does not publish them into the void.
+                self.session.subscribe(topics.blob_chunks(sha))
+        self._job_progress(job)
+        for sha in list(job.waiting):
+            download = self._downloads.get(sha)
+            if download is not None and download.assembler.complete:  # resumed in full
+                self._finish_download(download)
 
     def _progress(self, download: Download, *, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - download.last_progress_at < PROGRESS_EVERY_S:
             return
         download.last_progress_at = now
-        progress = {"received": download.assembler.received, "total": download.assembler.total}
         for job in download.jobs:
-            self._event(job.manifest.job_id, "downloading", progress=progress)
+            self._job_progress(job)
+
+    def _job_progress(self, job: Job) -> None:
+        """A `downloading` event over all the blobs the job fetches (chunks and bytes)."""
+        received = total = received_bytes = total_bytes = 0
+        for sha, ref in job.fetching.items():
+            total += ref.chunks
+            total_bytes += ref.size_bytes
+            download = self._downloads.get(sha)
+            if sha not in job.waiting:
+                received += ref.chunks
+                received_bytes += ref.size_bytes
+            elif download is not None:
+                received += download.assembler.received
+                received_bytes += download.assembler.received_bytes
+        progress = {
+            "received": received,
+            "total": total,
+            "received_bytes": received_bytes,
+            "total_bytes": total_bytes,
+        }
+        self._event(job.manifest.job_id, "downloading", progress=progress)
 
     def _on_chunk(self, sha256: str, index: int, data: bytes) -> None:
         download = self._downloads.get(sha256)
@@ -459,48 +540,78 @@ class Agent:
         sha = assembler.ref.sha256
         self._downloads.pop(sha, None)
         self.session.unsubscribe(topics.blob_chunks(sha))
-        for job in download.jobs:
-            self.records.set(job.manifest.job_id, "verifying", job.manifest.expires_at)
-            self._event(job.manifest.job_id, "verifying")
+        jobs = [job for job in download.jobs if not job.ended]
+        for job in jobs:
+            if set(job.waiting) == {sha}:  # the job's last file: check it, then run
+                self.records.set(job.manifest.job_id, "verifying", job.manifest.expires_at)
+                self._event(job.manifest.job_id, "verifying")
         if not assembler.verify():
             assembler.discard()
-            for job in download.jobs:
+            for job in jobs:
                 self._fail(
-                    job, "bad_hash", "the model's SHA-256 does not match the manifest: re-send it"
+                    job,
+                    "bad_hash",
+                    f"{job.describe(sha)} does not match its SHA-256 in the manifest: re-send it",
                 )
             return
         try:
             self.cache.admit(assembler.part_path, sha, assembler.ref.format)
         except (CacheError, OSError) as exc:
             assembler.discard()
-            for job in download.jobs:
-                self._fail(job, "too_large", str(exc))
+            for job in jobs:
+                self._fail(job, "too_large", f"{job.describe(sha)}: {exc}")
             return
         assembler.discard()
-        self._publish_info()  # the cached models changed
-        for job in download.jobs:
-            self._submit(job)
+        self._publish_info()  # the cached files changed
+        for job in jobs:
+            self._pin(job, sha)
+            job.waiting.pop(sha, None)
+            if job.waiting:
+                self._job_progress(job)
+            else:
+                self._submit(job)
 
     def _fail(self, job: Job, code: str, reason: str) -> None:
         log.warning("job %s failed (%s): %s", job.manifest.job_id, code, reason)
+        self._abandon(job)
         self.records.set(job.manifest.job_id, "failed", job.manifest.expires_at)
         self._event(job.manifest.job_id, "failed", code=code, reason=reason)
+
+    def _abandon(self, job: Job) -> None:
+        """Stop serving a job that failed: release its pins, leave its downloads
+        (a download nobody waits for any more stops; its chunks stay for a resume)."""
+        job.ended = True
+        self._release(job)
+        for sha in list(job.waiting):
+            download = self._downloads.get(sha)
+            if download is None:
+                continue
+            download.jobs = [j for j in download.jobs if j is not job]
+            if not download.jobs:
+                download.assembler.flush()
+                self._downloads.pop(sha, None)
+                self.session.unsubscribe(topics.blob_chunks(sha))
+        job.waiting.clear()
 
     def _tick(self) -> None:
         now = time.monotonic()
         if not self.session.connected and self.state in (AgentState.IDLE, AgentState.BUSY):
             self._set_state(AgentState.CONNECTING)
         for download in list(self._downloads.values()):
+            sha = download.assembler.ref.sha256
+            if self._downloads.get(sha) is not download:
+                continue  # dropped while failing the jobs of another download
             if time.time() > download.expires_at:
                 download.assembler.flush()  # kept: a re-sent manifest resumes it
-                self._downloads.pop(download.assembler.ref.sha256, None)
-                self.session.unsubscribe(topics.blob_chunks(download.assembler.ref.sha256))
+                self._downloads.pop(sha, None)
+                self.session.unsubscribe(topics.blob_chunks(sha))
                 for job in download.jobs:
-                    self._fail(
-                        job,
-                        "download_timeout",
-                        "the model did not arrive before the manifest expired",
-                    )
+                    if not job.ended:
+                        self._fail(
+                            job,
+                            "download_timeout",
+                            f"{job.describe(sha)} did not arrive before the manifest expired",
+                        )
             elif now >= download.next_request_at:
                 self._request_missing(download)
         if now - self._last_prune > 3600:
@@ -509,18 +620,21 @@ class Agent:
 
     # -- running -------------------------------------------------------------
     def _submit(self, job: Job) -> None:
-        self.cache.pin(job.manifest.model.sha256)
-        self.runner.submit(job)
+        self.runner.submit(job)  # its files are pinned until it has run
 
     def _execute(self, job: Job) -> None:
         """Runner thread: profile one model, store the result, publish it."""
         manifest = job.manifest
-        sha = manifest.model.sha256
         try:
-            path = self.cache.path(sha)
-            if path is None:
+            path = self.cache.path(manifest.model.sha256)
+            data_paths = {
+                kind: self.cache.path(ref.sha256) for kind, ref in manifest.attachments.items()
+            }
+            gone = [k for k, p in data_paths.items() if p is None]
+            if path is None or gone:
+                what = "the model" if path is None else f"the {gone[0]} file"
                 self._fail(
-                    job, "not_found", "the model left the cache before its turn: re-send the job"
+                    job, "not_found", f"{what} left the cache before its turn: re-send the job"
                 )
                 return
             self._running_job = manifest.job_id
@@ -528,7 +642,7 @@ class Agent:
             self._publish_state()
             self.records.set(manifest.job_id, "running", manifest.expires_at)
             self._event(manifest.job_id, "running", progress={"phase": "starting"})
-            document = self._profile(job, path)
+            document = self._profile(job, path, {k: p for k, p in data_paths.items() if p})
             result = JobResult(self.device_id, manifest.job_id, document)
             self.outbox.put(result)  # on disk before it is published
             ok = document.get("status") == "ok"
@@ -545,21 +659,27 @@ class Agent:
                     reason=str(error.get("message") or "the profiler reported an error"),
                 )
         finally:
-            self.cache.unpin(sha)
+            self._release(job)
             self._running_job = None
             if self.state is AgentState.BUSY:
                 self._set_state(AgentState.IDLE)
             if self.session.connected:
                 self._publish_state()
 
-    def _profile(self, job: Job, path: Path) -> dict[str, Any]:
+    def _profile(self, job: Job, path: Path, data_paths: dict[str, Path]) -> dict[str, Any]:
         from profiler.runner import profile
 
         manifest = job.manifest
+        # The data files are the agent's own cached copies: paths it chose, never the sender.
+        settings = dataclasses.replace(
+            job.settings,
+            eval_path=str(data_paths["eval"]) if "eval" in data_paths else None,
+            inputs_path=str(data_paths["inputs"]) if "inputs" in data_paths else None,
+        )
         try:
             document = profile(
                 path,
-                job.settings,
+                settings,
                 label=manifest.label,
                 job_id=manifest.job_id,
                 device_id=self.device_id,
@@ -581,8 +701,29 @@ class Agent:
         model = document.get("model")
         if isinstance(model, dict):
             model["name"] = manifest.model.name
+        _name_attachments(document, manifest, data_paths)
         document.setdefault("schema", RESULT_SCHEMA)
         return document
+
+
+def _name_attachments(
+    document: dict[str, Any], manifest: JobManifest, data_paths: dict[str, Path]
+) -> None:
+    """Report the data files by the names the host gave them, not by the cache paths
+    (hash-named) the profiler saw — in the settings and in an error message."""
+    settings = document.get("settings")
+    error = document.get("error")
+    for kind, path in data_paths.items():
+        name = manifest.attachments[kind].name
+        if isinstance(settings, dict):
+            settings[_ATTACHMENT_SETTINGS[kind]] = name
+            if kind == "eval":
+                settings["eval"] = name
+            inputs = settings.get("inputs")
+            if kind == "inputs" and isinstance(inputs, dict) and inputs.get("file"):
+                inputs["file"] = name
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            error["message"] = error["message"].replace(str(path), name).replace(path.name, name)
 
 
 __all__ = ["Agent", "AgentState", "Job", "signature_code"]

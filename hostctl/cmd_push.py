@@ -135,14 +135,20 @@ def run_push(
     timeout: float,
     show_progress: bool,
     chunk_size: int = 64 * 1024,
+    attachments: dict[str, Path] | None = None,
 ) -> PushOutcome:
-    """Connect, push, wait; results are stored as they arrive."""
-    from hostctl.fleet import push
+    """Connect, push, wait; results are stored as they arrive.
+
+    `attachments` ({"eval": labelled .npz, "inputs": .npy/.npz}) travel with every job.
+    """
+    from hostctl.fleet import check_attachment, push
     from hostctl.keys import load_key
 
     for model in models:
         if not model.is_file():
             raise HostctlError(f"{model}: no such file")
+    for kind, path in (attachments or {}).items():
+        check_attachment(kind, path)  # before connecting: a wrong file fails at once
     key = load_key(options.key)
     with open_store(options) as store:
         session = fleet_session(options, store.path)
@@ -160,6 +166,7 @@ def run_push(
                     label=label,
                     timeout=timeout,
                     chunk_size=chunk_size,
+                    attachments=attachments,
                     on_update=progress.update,
                     on_targets=progress.add,
                 )
@@ -213,10 +220,14 @@ def push_command(
     ] = None,
     inputs: Annotated[
         Path | None,
-        typer.Option("--inputs", help="Inputs .npy/.npz (not yet transferable to devices)."),
+        typer.Option(
+            "--inputs",
+            help="Inputs .npy (single input) or .npz (by input name), sent to the devices.",
+        ),
     ] = None,
     eval_data: Annotated[
-        Path | None, typer.Option("--eval", help="Labelled .npz (not yet transferable to devices).")
+        Path | None,
+        typer.Option("--eval", help="Labelled .npz (x, y) sent to the devices for top-1 accuracy."),
     ] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1.0, help="Seconds to wait for all results.")
@@ -243,14 +254,11 @@ def push_command(
 
     options = global_options(ctx)
     with user_errors():
-        if inputs is not None or eval_data is not None:
-            # The data file would have to travel to the device like a model; agents do
-            # not fetch attachments yet, so refuse rather than silently ignore it.
-            flag = "--eval" if eval_data is not None else "--inputs"
-            raise HostctlError(
-                f"{flag} is not supported by `push` yet (the file cannot be sent to devices): "
-                f"run `hostctl profile MODEL {flag} FILE` on a device instead"
-            )
+        # Data files travel to the devices like the models (content-addressed, cached
+        # there); the settings never name a path — each agent points at its own copy.
+        attachments = {
+            kind: path for kind, path in (("eval", eval_data), ("inputs", inputs)) if path
+        }
         try:
             settings = build_settings(
                 runs=runs,
@@ -276,6 +284,7 @@ def push_command(
             timeout=timeout,
             show_progress=True,
             chunk_size=chunk_size,
+            attachments=attachments,
         )
     if as_json:
         typer.echo(json.dumps(outcome.results, indent=2))

@@ -2,7 +2,8 @@
 
 Inventory comes from the retained ``state`` and ``info`` topics. :func:`push`
 orchestrates one push: resolve targets, sign one manifest per (device, model),
-publish each model chunk once for every target that lacks it, repair what a
+publish each chunk of a model or data file (``--eval``/``--inputs`` attachments)
+once for every target that lacks it, repair what a
 device reports missing (requests coalesced), re-send a job a restarted agent
 lost, store every result (before anything else sees it) and acknowledge it.
 """
@@ -24,7 +25,10 @@ from hostctl.store import ResultStore
 from protocol import topics
 from protocol.errors import ProtocolError
 from protocol.messages import (
+    ATTACHMENT_FORMATS,
     DEFAULT_CHUNK_SIZE,
+    AttachmentRef,
+    BlobRef,
     ChunkRequest,
     Collect,
     DeviceInfo,
@@ -168,14 +172,21 @@ def _is_inventory(topic: str) -> bool:
 
 @dataclass(frozen=True)
 class Blob:
-    """A file to transfer, content-addressed."""
+    """A file to transfer, content-addressed: a model or a data file."""
 
     path: Path
     data: bytes
-    ref: ModelRef
+    ref: BlobRef
 
     @classmethod
-    def from_file(cls, path: Path, *, fmt: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Blob:
+    def from_file(
+        cls,
+        path: Path,
+        *,
+        fmt: str,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        kind: type[BlobRef] = ModelRef,
+    ) -> Blob:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -183,8 +194,10 @@ class Blob:
         except OSError as exc:
             raise HostctlError(f"cannot read {path}: {exc}") from None
         if not data:
-            raise HostctlError(f"{path} is empty: not a model")
-        ref = ModelRef(
+            raise HostctlError(
+                f"{path} is empty: not a {'model' if kind is ModelRef else 'data file'}"
+            )
+        ref = kind(
             sha256=hashlib.sha256(data).hexdigest(),
             size_bytes=len(data),
             name=path.name,
@@ -192,6 +205,16 @@ class Blob:
             chunk_size=chunk_size,
         )
         return cls(path, data, ref)
+
+    @property
+    def model_ref(self) -> ModelRef:
+        assert isinstance(self.ref, ModelRef)
+        return self.ref
+
+    @property
+    def attachment_ref(self) -> AttachmentRef:
+        assert isinstance(self.ref, AttachmentRef)
+        return self.ref
 
     def chunk(self, index: int) -> bytes:
         size = self.ref.chunk_size
@@ -206,6 +229,41 @@ def model_format(path: Path) -> str:
     raise HostctlError(f"{path}: unsupported model format; expected a .tflite or .onnx file")
 
 
+_OPTION_OF = {"eval": "--eval", "inputs": "--inputs"}
+# What numpy writes: .npz files are zip archives, .npy files start with this magic.
+_MAGIC = {"npz": (b"PK\x03\x04", b"PK\x05\x06"), "npy": (b"\x93NUMPY",)}
+
+
+def check_attachment(kind: str, path: Path) -> str:
+    """The format of the data file of ``--eval`` (a labelled .npz) or ``--inputs``
+    (.npy/.npz); HostctlError naming the option when it is missing or of the wrong type."""
+    allowed = ATTACHMENT_FORMATS[kind]
+    option = _OPTION_OF.get(kind, kind)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in allowed:
+        expected = " or ".join("." + f for f in allowed)
+        raise HostctlError(f"{option} {path}: expected a {expected} file")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except FileNotFoundError:
+        raise HostctlError(f"{option} {path}: no such file") from None
+    except OSError as exc:
+        raise HostctlError(f"{option} {path}: cannot read it ({exc})") from None
+    if not head.startswith(_MAGIC[fmt]):
+        raise HostctlError(
+            f"{option} {path}: not a .{fmt} file written by numpy "
+            f"(save it with np.{'savez' if fmt == 'npz' else 'save'})"
+        )
+    return fmt
+
+
+def attachment_blob(kind: str, path: Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Blob:
+    """The data file of ``--eval``/``--inputs``, checked, ready to travel like a model."""
+    fmt = check_attachment(kind, path)
+    return Blob.from_file(path, fmt=fmt, chunk_size=chunk_size, kind=AttachmentRef)
+
+
 @dataclass
 class Job:
     """One (device, model) job of a push, as the host tracks it."""
@@ -214,6 +272,7 @@ class Job:
     job_id: str
     blob: Blob
     manifest: JobManifest
+    attachments: dict[str, Blob] = field(default_factory=dict)
     state: str = "sent"
     reason: str | None = None
     code: str | None = None
@@ -232,6 +291,11 @@ class Job:
     @property
     def model_name(self) -> str:
         return self.blob.ref.name
+
+    @property
+    def hashes(self) -> set[str]:
+        """Hashes of every file the job needs on the device (model and attachments)."""
+        return {self.blob.ref.sha256} | {b.ref.sha256 for b in self.attachments.values()}
 
 
 @dataclass(frozen=True)
@@ -323,34 +387,45 @@ class Pusher:
         settings: dict[str, Any],
         label: str | None,
         timeout: float,
+        attachments: dict[str, Blob] | None = None,
     ) -> Job:
         issued = time.time()
         job_id = uuid.uuid4().hex[:16]
+        attachments = dict(attachments or {})
         manifest = JobManifest(
             job_id=job_id,
             device_id=device_id,
-            model=blob.ref,
+            model=blob.model_ref,
             settings=settings,
             issued_at=issued,
             expires_at=issued + timeout + MANIFEST_MARGIN_S,
             label=label,
+            attachments={kind: b.attachment_ref for kind, b in attachments.items()},
         )
         device = self.fleet.devices.get(device_id)
-        job = Job(device_id, job_id, blob, manifest)
+        job = Job(device_id, job_id, blob, manifest, attachments)
         if device is not None and device.state is not None:
             job.epoch = device.state.epoch
         self.jobs[job_id] = job
-        self.blobs[blob.ref.sha256] = blob
+        for each in (blob, *attachments.values()):
+            self.blobs.setdefault(each.ref.sha256, each)
         return job
 
     def send_manifest(self, job: Job) -> None:
         self.session.publish(topics.job(job.device_id), seal(job.manifest, self.key))
         logger.debug("sent job %s (%s) to %s", job.job_id, job.model_name, job.device_id)
 
-    def needs_blob(self, job: Job) -> bool:
+    def lacks(self, job: Job, sha256: str) -> bool:
+        """True when the job needs this file and its target has not announced it cached."""
+        if sha256 not in job.hashes:
+            return False
         device = self.fleet.devices.get(job.device_id)
         cached = device.info.cached_models if device is not None and device.info else []
-        return job.blob.ref.sha256 not in cached
+        return sha256 not in cached
+
+    def needs_blob(self, job: Job) -> bool:
+        """True when the job's target lacks any of the files the job needs."""
+        return any(self.lacks(job, sha) for sha in job.hashes)
 
     def publish_chunks(self, blob: Blob, indices: Iterable[int]) -> None:
         for index in sorted(set(indices)):
@@ -478,9 +553,8 @@ class Pusher:
 
     def waiting_for_subscription(self, sha: str) -> bool:
         return any(
-            j.blob.ref.sha256 == sha and not j.done and j.state in ("sent", "queued", "accepted")
+            self.lacks(j, sha) and not j.done and j.state in ("sent", "queued", "accepted")
             for j in self.jobs.values()
-            if self.needs_blob(j)
         )
 
     def run(self, timeout: float) -> None:
@@ -491,20 +565,14 @@ class Pusher:
                 self.send_manifest(job)
                 self.on_update(job)
             for sha, blob in self.blobs.items():
-                if not any(
-                    self.needs_blob(j) for j in self.jobs.values() if j.blob.ref.sha256 == sha
-                ):
+                if not any(self.lacks(j, sha) for j in self.jobs.values()):
                     logger.info("%s is cached on every target: no transfer", blob.ref.name)
                     continue
                 # Chunks are not retained: wait until targets have subscribed (their
                 # `downloading` event follows the subscription), stragglers ask later.
                 grace = min(deadline, time.monotonic() + SUBSCRIBE_GRACE_S)
                 self.pump(grace, lambda sha=sha: not self.waiting_for_subscription(sha))  # type: ignore[misc]
-                if not any(
-                    self.needs_blob(j) and not j.done
-                    for j in self.jobs.values()
-                    if j.blob.ref.sha256 == sha
-                ):
+                if not any(self.lacks(j, sha) and not j.done for j in self.jobs.values()):
                     continue  # every target that lacked it rejected the job: send nothing
                 self.publish_chunks(blob, range(blob.ref.chunks))
             self.pump(deadline, lambda: all(j.done for j in self.jobs.values()))
@@ -553,10 +621,16 @@ def push(
     label: str | None = None,
     timeout: float = 600.0,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    attachments: dict[str, Path] | None = None,
     on_update: UpdateCallback | None = None,
     on_targets: Callable[[list[Job]], None] | None = None,
 ) -> PushOutcome:
     """Push `models` to the targets over a connected session and wait for the results.
+
+    `attachments` are data files by kind ("eval": a labelled .npz for top-1
+    accuracy, "inputs": a .npy/.npz of inputs); they travel and are cached like the
+    models, and every job gets them. `settings` must not name files (eval_path,
+    inputs_path): a device only uses the files it received.
 
     Results (error results too) are stored before they are shown and acknowledged.
     Failures cover unknown/offline targets, rejected/failed jobs, timed_out and
@@ -565,12 +639,16 @@ def push(
     blobs = [
         Blob.from_file(Path(m), fmt=model_format(Path(m)), chunk_size=chunk_size) for m in models
     ]
+    data = {
+        kind: attachment_blob(kind, Path(path), chunk_size=chunk_size)
+        for kind, path in (attachments or {}).items()
+    }
     fleet, early = read_fleet(session)
     targets, failures = resolve_targets(fleet, devices=devices, tags=tags, all_devices=all_devices)
     pusher = Pusher(session, store, key, fleet=fleet, on_update=on_update)
     for device_id in targets:
         for blob in blobs:
-            pusher.add_job(device_id, blob, settings, label, timeout)
+            pusher.add_job(device_id, blob, settings, label, timeout, data)
     if on_targets is not None:
         on_targets(list(pusher.jobs.values()))
     for topic, payload in early:

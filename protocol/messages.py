@@ -19,7 +19,13 @@ from protocol.topics import check_device_id, check_job_id, check_sha256
 
 # History of message versions (readers accept every version up to the current):
 #   1 — first version.
-MESSAGE_VERSION = 1
+#   2 — JobManifest gains the optional ``attachments`` ({"eval"|"inputs": AttachmentRef}):
+#       data files (.npz/.npy) that travel like the model. Every message is still
+#       written with the lowest version that can express it (``Message.wire_version``),
+#       so only a manifest WITH attachments says v2: an older agent then refuses it
+#       ("upgrade edgeprof") instead of silently running without the data, and every
+#       other message stays readable by version-1 code.
+MESSAGE_VERSION = 2
 
 DEFAULT_CHUNK_SIZE = 64 * 1024
 
@@ -36,6 +42,11 @@ JOB_STATES = (
 )
 TERMINAL_JOB_STATES = ("rejected", "succeeded", "failed")
 MODEL_FORMATS = ("tflite", "onnx")
+DATA_FORMATS = ("npz", "npy")
+BLOB_FORMATS = MODEL_FORMATS + DATA_FORMATS
+"""Every format a content-addressed blob (and an agent's cache entry) may have."""
+ATTACHMENT_FORMATS: dict[str, tuple[str, ...]] = {"eval": ("npz",), "inputs": ("npy", "npz")}
+"""Attachment kinds of a job and the formats each may have."""
 
 T = TypeVar("T")
 
@@ -73,9 +84,13 @@ class Message:
 
     TYPE: ClassVar[str] = ""
 
+    def wire_version(self) -> int:
+        """The lowest protocol version that can express this message."""
+        return 1
+
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
-        return {"type": self.TYPE, "v": MESSAGE_VERSION, **body}
+        return {"type": self.TYPE, "v": self.wire_version(), **body}
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True).encode()
@@ -148,9 +163,11 @@ class DeviceInfo(Message):
 
 
 @dataclass(frozen=True)
-class ModelRef:
-    """The model a job runs: content-addressed, transferred in chunks."""
+class BlobRef:
+    """A content-addressed file transferred in chunks on ``blob/{sha}/{index}``."""
 
+    FORMATS: ClassVar[tuple[str, ...]] = BLOB_FORMATS
+    WHAT: ClassVar[str] = "blob"
     sha256: str
     size_bytes: int
     name: str
@@ -160,9 +177,9 @@ class ModelRef:
     def __post_init__(self) -> None:
         check_sha256(self.sha256)
         if self.size_bytes < 1:
-            raise ProtocolError("model size must be positive")
-        if self.format not in MODEL_FORMATS:
-            raise ProtocolError(f"unknown model format {self.format!r}")
+            raise ProtocolError(f"{self.WHAT} size must be positive")
+        if self.format not in self.FORMATS:
+            raise ProtocolError(f"unknown {self.WHAT} format {self.format!r}")
         if not 1024 <= self.chunk_size <= 1024 * 1024:
             raise ProtocolError(f"chunk size {self.chunk_size} out of range (1 KiB..1 MiB)")
 
@@ -171,16 +188,42 @@ class ModelRef:
         return -(-self.size_bytes // self.chunk_size)
 
     @classmethod
-    def from_dict(cls, data: Any) -> ModelRef:
+    def _fields_of(cls, data: Any, where: str) -> dict[str, Any]:
         if not isinstance(data, dict):
-            raise ProtocolError("field 'model' must be an object")
-        return cls(
-            sha256=_get(data, "sha256", str),
-            size_bytes=_get(data, "size_bytes", int),
-            name=_get(data, "name", str),
-            format=_get(data, "format", str),
-            chunk_size=_get(data, "chunk_size", int, optional=True) or DEFAULT_CHUNK_SIZE,
-        )
+            raise ProtocolError(f"field {where!r} must be an object")
+        return {
+            "sha256": _get(data, "sha256", str),
+            "size_bytes": _get(data, "size_bytes", int),
+            "name": _get(data, "name", str),
+            "format": _get(data, "format", str),
+            "chunk_size": _get(data, "chunk_size", int, optional=True) or DEFAULT_CHUNK_SIZE,
+        }
+
+
+@dataclass(frozen=True)
+class ModelRef(BlobRef):
+    """The model a job runs: content-addressed, transferred in chunks."""
+
+    FORMATS: ClassVar[tuple[str, ...]] = MODEL_FORMATS
+    WHAT: ClassVar[str] = "model"
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelRef:
+        return cls(**cls._fields_of(data, "model"))
+
+
+@dataclass(frozen=True)
+class AttachmentRef(BlobRef):
+    """A data file a job needs on the device (labelled .npz for accuracy, inputs
+    .npy/.npz): transferred and cached exactly like a model. Its ``name`` is only
+    shown in results — the agent stores it under its hash, never under this name."""
+
+    FORMATS: ClassVar[tuple[str, ...]] = DATA_FORMATS
+    WHAT: ClassVar[str] = "attachment"
+
+    @classmethod
+    def from_dict(cls, data: Any, kind: str = "attachment") -> AttachmentRef:
+        return cls(**cls._fields_of(data, f"attachments.{kind}"))
 
 
 @dataclass(frozen=True)
@@ -197,16 +240,54 @@ class JobManifest(Message):
     expires_at: float
     label: str | None = None
     host_id: str = "hostctl"
+    attachments: dict[str, AttachmentRef] = field(default_factory=dict)
+    """Data files by kind ("eval", "inputs"; see ATTACHMENT_FORMATS), since version 2.
+    The agent fetches them like the model and points the settings at its own copies."""
 
     def __post_init__(self) -> None:
         check_job_id(self.job_id)
         check_device_id(self.device_id)
         if self.expires_at <= self.issued_at:
             raise ProtocolError("manifest expires before it was issued")
+        for kind, ref in self.attachments.items():
+            allowed = ATTACHMENT_FORMATS.get(kind)
+            if allowed is None:
+                raise ProtocolError(
+                    f"unknown attachment {kind!r} (known: {', '.join(ATTACHMENT_FORMATS)})"
+                )
+            if not isinstance(ref, AttachmentRef):
+                raise ProtocolError(f"attachment {kind!r} must be an AttachmentRef")
+            if ref.format not in allowed:
+                raise ProtocolError(
+                    f"attachment {kind!r} cannot be a .{ref.format} file "
+                    f"(expected {' or '.join('.' + f for f in allowed)})"
+                )
+
+    def wire_version(self) -> int:
+        return 2 if self.attachments else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        if not self.attachments:
+            del body["attachments"]  # a version-1 manifest, byte for byte
+        return body
+
+    @property
+    def blobs(self) -> list[BlobRef]:
+        """The model and every attachment (each hash once), model first."""
+        refs: list[BlobRef] = [self.model]
+        for ref in self.attachments.values():
+            if all(ref.sha256 != r.sha256 for r in refs):
+                refs.append(ref)
+        return refs
 
     @classmethod
     def _from_body(cls, data: dict[str, Any]) -> JobManifest:
+        raw = _get(data, "attachments", dict, optional=True) or {}
         return cls(
+            attachments={
+                str(kind): AttachmentRef.from_dict(ref, str(kind)) for kind, ref in raw.items()
+            },
             job_id=_get(data, "job_id", str),
             device_id=_get(data, "device_id", str),
             model=ModelRef.from_dict(data.get("model")),

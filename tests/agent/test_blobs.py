@@ -94,3 +94,15 @@ def test_partial_file_is_named_by_hash_only(tmp_path: Path) -> None:
     assembler.add(0, _chunks(DATA)[0])
     assert assembler.part_path.parent == tmp_path
     assert assembler.part_path.name == f"{ref.sha256}.part"
+
+
+def test_received_bytes_count_the_short_last_chunk_exactly(tmp_path: Path) -> None:
+    assembler = ChunkAssembler(tmp_path, _ref(DATA))
+    chunks = _chunks(DATA)
+    assembler.add(5, chunks[5])
+    assert assembler.received_bytes == 300
+    assembler.add(0, chunks[0])
+    assert assembler.received_bytes == CHUNK + 300
+    for index, chunk in enumerate(chunks):
+        assembler.add(index, chunk)
+    assert assembler.received_bytes == len(DATA)

@@ -97,3 +97,13 @@ def test_corrupt_index_starts_empty(tmp_path: Path) -> None:
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "index.json").write_text("{not json")
     assert ModelCache(tmp_path / "models", 1000).hashes() == []
+
+
+def test_data_files_share_the_cache_with_models(tmp_path: Path) -> None:
+    cache = ModelCache(tmp_path / "models", 10_000)
+    npz_src, npz = _blob(tmp_path, 100, 1)
+    npy_src, npy = _blob(tmp_path, 100, 2)
+    assert cache.admit(npz_src, npz, "npz").name == f"{npz}.npz"
+    assert cache.admit(npy_src, npy, "npy").name == f"{npy}.npy"
+    reopened = ModelCache(tmp_path / "models", 10_000)
+    assert npz in reopened and npy in reopened and reopened.used_bytes() == 200

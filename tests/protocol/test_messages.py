@@ -13,6 +13,7 @@ from protocol import topics
 from protocol.errors import ProtocolError
 from protocol.messages import (
     MESSAGE_VERSION,
+    AttachmentRef,
     ChunkRequest,
     DeviceInfo,
     DeviceState,
@@ -71,6 +72,60 @@ def manifest(**overrides: object) -> JobManifest:
 )
 def test_round_trip(message: object) -> None:
     assert parse_message(message.to_bytes()) == message  # type: ignore[attr-defined]
+
+
+def with_data() -> JobManifest:
+    return manifest(
+        attachments={
+            "eval": AttachmentRef("cd" * 32, 5000, "labelled.npz", "npz", 1024),
+            "inputs": AttachmentRef("ef" * 32, 300, "x.npy", "npy", 1024),
+        }
+    )
+
+
+def test_manifest_with_attachments_round_trips_and_lists_its_blobs() -> None:
+    message = with_data()
+    assert parse_message(message.to_bytes()) == message
+    assert [b.sha256 for b in message.blobs] == [SHA, "cd" * 32, "ef" * 32]
+    assert message.attachments["eval"].chunks == 5
+
+
+def test_only_a_manifest_with_attachments_needs_version_2() -> None:
+    # A version-1 reader refuses it ("upgrade edgeprof") instead of running without
+    # the data; every other message stays readable by version-1 code.
+    assert with_data().to_dict()["v"] == 2
+    plain = manifest().to_dict()
+    assert plain["v"] == 1 and "attachments" not in plain
+    assert DeviceState(device_id="pi-1", state="online", epoch=1, ts=1.0).to_dict()["v"] == 1
+    assert MESSAGE_VERSION == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda a: a.update(shell=a.pop("eval")), "unknown attachment 'shell'"),
+        (lambda a: a["eval"].update(format="npy"), "cannot be a .npy"),
+        (lambda a: a["inputs"].update(format="tflite"), "unknown attachment format"),
+        (lambda a: a["inputs"].update(sha256="../x"), "invalid sha256"),
+        (lambda a: a["inputs"].update(size_bytes=0), "size must be positive"),
+        (lambda a: a.update(eval="labelled.npz"), "must be an object"),
+    ],
+)
+def test_hostile_attachments_are_protocol_errors(change: object, fragment: str) -> None:
+    body = with_data().to_dict()
+    change(body["attachments"])  # type: ignore[operator]
+    with pytest.raises(ProtocolError, match=fragment):
+        parse_message(json.dumps(body))
+    body["attachments"] = ["labelled.npz"]
+    with pytest.raises(ProtocolError, match="wrong type"):
+        parse_message(json.dumps(body))
+
+
+def test_a_model_cannot_be_a_data_file() -> None:
+    body = manifest().to_dict()
+    body["model"]["format"] = "npz"
+    with pytest.raises(ProtocolError, match="unknown model format"):
+        parse_message(json.dumps(body))
 
 
 def test_manifest_counts_chunks() -> None:
@@ -162,6 +217,7 @@ def test_random_bytes_never_crash_the_parser(payload: bytes) -> None:
                 "missing",
                 "sha256",
                 "result",
+                "attachments",
             ]
         ),
         st.one_of(
