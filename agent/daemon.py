@@ -687,6 +687,8 @@ class Agent:
                 on_phase=lambda phase: self._event(
                     manifest.job_id, "running", progress={"phase": phase}
                 ),
+                # The cached file is named by its hash; report the name the host gave it.
+                model_name=manifest.model.name,
             )
         except Exception as exc:  # profile() should not raise; a result must still go back
             log.exception("the profiler raised on job %s", manifest.job_id)
@@ -697,7 +699,6 @@ class Agent:
                 "label": manifest.label,
                 "error": {"code": "internal", "message": f"profiler error: {exc}"},
             }
-        # The cached file is named by its hash; report the name the host gave it.
         model = document.get("model")
         if isinstance(model, dict):
             model["name"] = manifest.model.name

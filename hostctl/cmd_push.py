@@ -194,6 +194,10 @@ def push_command(
     warmup: Annotated[
         int | None, typer.Option("--warmup", min=0, help="Minimum warm-up runs (default: 10).")
     ] = None,
+    warmup_seconds: Annotated[
+        float | None,
+        typer.Option("--warmup-seconds", min=0.0, help="Minimum warm-up duration (default: 1)."),
+    ] = None,
     min_seconds: Annotated[
         float | None,
         typer.Option("--min-seconds", min=0.0, help="Minimum steady-state duration (default: 5)."),
@@ -229,6 +233,9 @@ def push_command(
         Path | None,
         typer.Option("--eval", help="Labelled .npz (x, y) sent to the devices for top-1 accuracy."),
     ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of generated inputs (default: 0).")
+    ] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1.0, help="Seconds to wait for all results.")
     ] = 600.0,
@@ -263,6 +270,7 @@ def push_command(
             settings = build_settings(
                 runs=runs,
                 warmup=warmup,
+                warmup_seconds=warmup_seconds,
                 min_seconds=min_seconds,
                 max_seconds=max_seconds,
                 threads=threads,
@@ -270,6 +278,7 @@ def push_command(
                 provider=provider,
                 xnnpack=xnnpack,
                 shapes=shape,
+                seed=seed,
             )
         except ValueError as exc:
             raise HostctlError(str(exc)) from None

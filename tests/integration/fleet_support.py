@@ -19,7 +19,18 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = ["--runs", "5", "--warmup", "1", "--min-seconds", "0", "--max-seconds", "5"]
+TINY = [
+    "--runs",
+    "5",
+    "--warmup",
+    "1",
+    "--warmup-seconds",
+    "0",
+    "--min-seconds",
+    "0",
+    "--max-seconds",
+    "5",
+]
 
 
 def subprocess_env() -> dict[str, str]:

@@ -69,9 +69,12 @@ def test_push_to_all_to_a_tag_and_to_one_device(fleet3: Fleet3) -> None:
     assert code == 0, err
     assert _devices_of(results) == ["pi-a", "pi-b"]
 
-    code, results, err = _push_json(fleet3.host, model, "--device", "jetson-c")
+    code, results, err = _push_json(fleet3.host, model, "--device", "jetson-c", "--seed", "7")
     assert code == 0, err
     assert _devices_of(results) == ["jetson-c"]
+    # the profile options reach the device
+    settings = results[0]["settings"]
+    assert settings["warmup_seconds"] == 0 and settings["inputs"]["seed"] == 7  # type: ignore[index]
 
     # Every result shown was stored.
     stored = fleet3.host.run("results", "--no-collect", "--json", "--model", "demo_cnn.onnx")
@@ -112,6 +115,8 @@ def test_a_model_that_fails_on_the_device_is_a_per_device_error(fleet3: Fleet3) 
     assert "pi-a" in err and "failed" in err
     assert len(results) == 1 and results[0]["status"] == "error"
     assert results[0]["error"]["code"] == "custom_op"  # type: ignore[index]
+    # the user's file name, not the device's hash-named cache file
+    assert "custom_op.tflite uses custom op EdgeprofTestOp" in err
 
     garbage = fleet3.workdir / "garbage.tflite"
     garbage.write_bytes(b"\x00not a flatbuffer" * 64)
