@@ -7,8 +7,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,46 +14,12 @@ import pytest
 
 from protocol import topics
 from protocol.messages import AttachmentRef, JobManifest
-from protocol.signing import SigningKey, load_signing_key, write_key_pair
-from tests.agent.fleet_host import AgentProcess, HostClient, onnx_model_bytes
+from protocol.signing import SigningKey
+from tests.agent.conftest import StartAgent, new_device_id
+from tests.agent.fleet_host import HostClient, onnx_model_bytes
 from tests.support.broker import MosquittoBroker
 
 pytestmark = pytest.mark.broker
-
-StartAgent = Callable[..., AgentProcess]
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> tuple[SigningKey, Path]:
-    secret, public = write_key_pair(tmp_path / "keys")
-    return load_signing_key(secret), public
-
-
-@pytest.fixture
-def start_agent(tmp_path: Path, keys: tuple[SigningKey, Path]) -> Iterator[StartAgent]:
-    started: list[AgentProcess] = []
-
-    def start(broker: MosquittoBroker, device: str, *extra: str) -> AgentProcess:
-        args = [
-            "--broker", broker.url,
-            "--device-id", device,
-            "--cache-dir", str(tmp_path / f"cache-{device}"),
-            "--trust", str(keys[1]),
-            "--log-level", "DEBUG",
-            *extra,
-        ]  # fmt: skip
-        agent = AgentProcess(args, tmp_path / f"agent-{device}.log")
-        started.append(agent)
-        return agent
-
-    yield start
-    for agent in started:
-        agent.stop()
-
-
-def _device() -> str:
-    return f"dev-{uuid.uuid4().hex[:8]}"
-
 
 def _npz(**arrays: np.ndarray) -> bytes:
     buffer = io.BytesIO()
@@ -90,7 +54,7 @@ def _job_events(host: HostClient, device: str, job_id: str) -> list[str]:
 def test_a_tampered_attachment_fails_the_job_and_the_agent_goes_on(
     mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], start_agent: StartAgent
 ) -> None:
-    device = _device()
+    device = new_device_id()
     agent = start_agent(mosquitto, device)
     host = HostClient(mosquitto.port, keys[0])
     try:
@@ -146,7 +110,7 @@ def test_a_tampered_attachment_fails_the_job_and_the_agent_goes_on(
 def test_an_attachment_that_is_not_an_npz_is_a_bad_eval_data_result(
     mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], start_agent: StartAgent
 ) -> None:
-    device = _device()
+    device = new_device_id()
     agent = start_agent(mosquitto, device)
     host = HostClient(mosquitto.port, keys[0])
     try:
@@ -173,7 +137,7 @@ def test_an_attachment_that_is_not_an_npz_is_a_bad_eval_data_result(
 def test_oversized_attachments_and_device_paths_are_refused_before_any_download(
     mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], start_agent: StartAgent
 ) -> None:
-    device = _device()
+    device = new_device_id()
     agent = start_agent(mosquitto, device, "--cache-quota-mb", "1")
     host = HostClient(mosquitto.port, keys[0])
     try:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from protocol import topics
-from protocol.signing import SigningKey, load_signing_key, seal, write_key_pair
+from protocol.signing import SigningKey, seal
+from tests.agent.conftest import StartAgent, new_device_id
 from tests.agent.fleet_host import AgentProcess, HostClient, Received, onnx_model_bytes
 from tests.support.broker import MosquittoBroker
 
@@ -24,42 +24,6 @@ HEAVY_LIBRARIES = (
 )
 
 
-@pytest.fixture
-def keys(tmp_path: Path) -> tuple[SigningKey, Path]:
-    secret, public = write_key_pair(tmp_path / "keys")
-    return load_signing_key(secret), public
-
-
-StartAgent = Callable[..., AgentProcess]
-
-
-@pytest.fixture
-def start_agent(tmp_path: Path, keys: tuple[SigningKey, Path]) -> Iterator[StartAgent]:
-    started: list[AgentProcess] = []
-
-    def start(broker: MosquittoBroker, device: str, *extra: str) -> AgentProcess:
-        args = [
-            "--broker", broker.url,
-            "--device-id", device,
-            "--tag", "test",
-            "--cache-dir", str(tmp_path / f"cache-{device}"),
-            "--trust", str(keys[1]),
-            "--log-level", "DEBUG",
-            *extra,
-        ]  # fmt: skip
-        agent = AgentProcess(args, tmp_path / f"agent-{device}.log")
-        started.append(agent)
-        return agent
-
-    yield start
-    for agent in started:
-        agent.stop()
-
-
-def _device() -> str:
-    return f"dev-{uuid.uuid4().hex[:8]}"
-
-
 def _is(topic: str) -> Callable[[Received], bool]:
     return lambda m: m.topic == topic
 
@@ -67,7 +31,7 @@ def _is(topic: str) -> Callable[[Received], bool]:
 def test_announces_state_and_info_retained(
     mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], start_agent: StartAgent
 ) -> None:
-    device = _device()
+    device = new_device_id()
     agent = start_agent(mosquitto, device)
     host = HostClient(mosquitto.port, keys[0])
     try:
@@ -107,7 +71,7 @@ def test_announces_state_and_info_retained(
 def test_signed_job_runs_and_result_stays_until_acked(
     mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], start_agent: StartAgent
 ) -> None:
-    device = _device()
+    device = new_device_id()
     agent = start_agent(mosquitto, device)
     host = HostClient(mosquitto.port, keys[0])
     try:
@@ -174,7 +138,7 @@ def test_untrusted_manifests_are_rejected_without_download(
     keys: tuple[SigningKey, Path],
     start_agent: StartAgent,
 ) -> None:
-    device = _device()
+    device = new_device_id()
     agent = start_agent(mosquitto, device)
     host = HostClient(mosquitto.port, keys[0])
     try:
@@ -223,7 +187,7 @@ def test_untrusted_manifests_are_rejected_without_download(
 def test_dropped_chunk_is_requested_and_download_completes(
     mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], start_agent: StartAgent
 ) -> None:
-    device = _device()
+    device = new_device_id()
     start_agent(mosquitto, device)
     host = HostClient(mosquitto.port, keys[0])
     try:
@@ -245,7 +209,7 @@ def test_dropped_chunk_is_requested_and_download_completes(
 def test_bad_hash_fails_the_job(
     mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], start_agent: StartAgent
 ) -> None:
-    device = _device()
+    device = new_device_id()
     agent = start_agent(mosquitto, device)
     host = HostClient(mosquitto.port, keys[0])
     try:
@@ -265,7 +229,7 @@ def test_bad_hash_fails_the_job(
 def test_garbage_on_job_topic_does_not_kill_agent(
     mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], start_agent: StartAgent
 ) -> None:
-    device = _device()
+    device = new_device_id()
     agent = start_agent(mosquitto, device)
     host = HostClient(mosquitto.port, keys[0])
     try:
@@ -291,7 +255,7 @@ def test_garbage_on_job_topic_does_not_kill_agent(
 def test_sigkill_fires_the_will(
     mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], start_agent: StartAgent
 ) -> None:
-    device = _device()
+    device = new_device_id()
     agent = start_agent(mosquitto, device)
     host = HostClient(mosquitto.port, keys[0])
     try:
@@ -312,7 +276,7 @@ def test_sigkill_fires_the_will(
 def test_broker_restart_reconnects_and_resends_unacked_result(
     fresh_mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], start_agent: StartAgent
 ) -> None:
-    device = _device()
+    device = new_device_id()
     agent = start_agent(fresh_mosquitto, device)
     host = HostClient(fresh_mosquitto.port, keys[0])
     try:
@@ -348,7 +312,7 @@ def test_without_trust_exits_with_one_line(tmp_path: Path, mosquitto: MosquittoB
 def test_allow_unsigned_is_loud_and_announced(
     mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], tmp_path: Path
 ) -> None:
-    device = _device()
+    device = new_device_id()
     agent = AgentProcess(
         ["--broker", mosquitto.url, "--device-id", device, "--allow-unsigned",
          "--cache-dir", str(tmp_path / "c")],
@@ -372,7 +336,7 @@ def test_allow_unsigned_is_loud_and_announced(
 def test_download_resumes_after_agent_restart(
     mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], start_agent: StartAgent
 ) -> None:
-    device = _device()
+    device = new_device_id()
     agent = start_agent(mosquitto, device)
     host = HostClient(mosquitto.port, keys[0])
     host.serve_requests = False
