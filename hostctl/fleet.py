@@ -14,7 +14,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,27 +140,40 @@ class Fleet:
         return [self.devices[k] for k in sorted(self.devices)]
 
 
-def read_fleet(session: HostSession, *, wait: float = 0.0) -> tuple[Fleet, list[tuple[str, bytes]]]:
+def read_fleet(
+    session: HostSession, *, wait: float = 0.0, want: Collection[str] = ()
+) -> tuple[Fleet, list[tuple[str, bytes]]]:
     """The fleet from retained messages; also returns the other messages received meanwhile.
 
-    Reads until the retained burst goes quiet, then keeps listening `wait` more seconds.
+    Reads until the retained burst goes quiet (at most 2 s), then keeps listening
+    `wait` more seconds. When the caller names the devices it `want`s, it stops as
+    soon as each of them has announced its state and info: a push to one device
+    need not wait for the rest of the fleet to go quiet.
     """
     fleet = Fleet()
     others: list[tuple[str, bytes]] = []
-    end = time.monotonic() + wait
-    first = True
+    start = time.monotonic()
+    listen_until = start + wait
+    burst_until = start + max(wait, 2.0)
     while True:
-        batch = session.drain(
-            quiet=INVENTORY_QUIET_S, limit=2.0 if first else max(0.0, end - time.monotonic())
-        )
-        first = False
-        for topic, payload in batch:
-            if fleet.update(topic, payload) is None and not _is_inventory(topic):
-                others.append((topic, payload))
-        if time.monotonic() >= end:
+        now = time.monotonic()
+        if want and now >= listen_until and all(_announced(fleet, d) for d in want):
             return fleet, others
-        if not batch:
-            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+        if now >= burst_until:
+            return fleet, others
+        item = session.get(min(INVENTORY_QUIET_S, burst_until - now))
+        if item is None:
+            if time.monotonic() >= listen_until:
+                return fleet, others  # quiet, and listened long enough
+            continue
+        topic, payload = item
+        if fleet.update(topic, payload) is None and not _is_inventory(topic):
+            others.append((topic, payload))
+
+
+def _announced(fleet: Fleet, device_id: str) -> bool:
+    device = fleet.devices.get(device_id)
+    return device is not None and device.state is not None and device.info is not None
 
 
 def _is_inventory(topic: str) -> bool:
@@ -643,7 +656,9 @@ def push(
         kind: attachment_blob(kind, Path(path), chunk_size=chunk_size)
         for kind, path in (attachments or {}).items()
     }
-    fleet, early = read_fleet(session)
+    # Named devices only: no need to hear the whole fleet out.
+    want = devices if devices and not tags and not all_devices else ()
+    fleet, early = read_fleet(session, want=want)
     targets, failures = resolve_targets(fleet, devices=devices, tags=tags, all_devices=all_devices)
     pusher = Pusher(session, store, key, fleet=fleet, on_update=on_update)
     for device_id in targets:
