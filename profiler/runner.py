@@ -286,8 +286,8 @@ def _analysis(
 ) -> dict[str, Any] | None:
     """params/MACs/sparsity from profiler.analysis, in a child of its own.
 
-    Separate from the measuring worker so that parsing the model for analysis
-    never counts towards the measured peak RSS.
+    Used when the measuring worker failed before it could analyse the model
+    itself (e.g. a custom op): the figures are still worth reporting.
     """
     outcome = run_child(
         {"mode": "analyze", "model_path": model_path, "settings": settings.to_dict()},
@@ -434,6 +434,7 @@ def _profile(
             "mode": "measure",
             "model_path": str(Path(path).resolve()),
             "settings": settings.to_dict(),
+            "analyze": analyze,
         },
         timeout_s=timeout_s,
         argv=worker_cmd,
@@ -442,11 +443,15 @@ def _profile(
     env_after = _snapshot()
     err = outcome_error(outcome, name, timeout_s)
     data = outcome.result or {}
-    analysis = (
-        _analysis(path, settings, quiet=err is not None)
-        if analyze and (err is None or err.code not in (CRASHED, TIMEOUT, BAD_MODEL))
-        else None
-    )
+    if "analysis" in data:  # done by the worker after its last memory reading
+        report = data["analysis"]
+        model_report = report.get("model") if isinstance(report, Mapping) else None
+        analysis = dict(model_report) if isinstance(model_report, Mapping) else None
+    elif analyze and (err is None or err.code not in (CRASHED, TIMEOUT, BAD_MODEL)):
+        # the measurement failed before the worker got to it: still worth knowing
+        analysis = _analysis(path, settings, quiet=err is not None)
+    else:
+        analysis = None
     model = model_section(path, analysis)
     memory = _memory(data.get("memory_mb"), outcome.peak_rss_mb)
     common: dict[str, Any] = {
