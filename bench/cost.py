@@ -11,8 +11,14 @@ where it goes.
    process with a phase callback: each phase message's arrival time splits the
    worker's life into start-up (interpreter + profiler imports), runtime import,
    load (incl. inputs and allocation), first inference, warm-up, steady state and
-   the tail after the last phase (the result's transfer, the statistics, the
-   environment reading and the static-analysis child, each also timed alone);
+   the tail after the last measuring phase. The worker's ``analyzing`` message
+   splits that tail in two: the worker's last memory reading and the encoding of
+   the recorded samples, then the static analysis (which the worker runs itself,
+   after its last memory reading), the result's transfer, the worker's exit and
+   the runner's statistics. Each of those steps is also timed alone: the
+   encoding and the runner's steps on samples like the run's, the analysis in a
+   fresh process that has imported NumPy and the runtime first, as the worker
+   has by then;
 4. "rest" = total − the parts: what the CLI adds besides its imports (option
    parsing, JSON printing) plus the run-to-run difference of the two profiles.
 """
@@ -78,14 +84,16 @@ def _timed(fn: Callable[[], Any]) -> float:
 
 
 def _samples_seconds(result: Mapping[str, Any]) -> dict[str, float]:
-    """What the worker and runner do with all n samples, each step timed alone.
+    """What the worker and the runner do with the recorded samples, each step timed alone.
 
-    The result keeps a thinned copy of the samples; it is tiled back to the n
-    runs measured (as an int64 array, like the worker's buffer), so each step
-    costs what it cost on the real samples.
+    The worker records at most ``MAX_RECORDED_SAMPLES`` (``latency_ms.n``); the
+    result keeps a thinned copy of them, which is tiled back to ``n`` (as an
+    int64 array, like the worker's buffer), so each step costs what it cost on
+    the run's own samples.
     """
     import array
 
+    from profiler.runner import MAX_KEPT_SAMPLES
     from profiler.stats import decode_samples, encode_samples, latency_stats, stability_flags
 
     n = int(result["latency_ms"]["n"])
@@ -100,12 +108,43 @@ def _samples_seconds(result: Mapping[str, Any]) -> dict[str, float]:
     t3 = time.perf_counter()
     stability_flags(decoded, stats, None, None)
     t4 = time.perf_counter()
+    # The runner's thinning of what travels in the result (profiler.runner._kept_samples).
+    stride = max(1, -(-len(decoded) // MAX_KEPT_SAMPLES))
+    encode_samples(decoded[::stride])
+    t5 = time.perf_counter()
     return {
-        "encode all samples (worker)": t1 - t0,
-        "decode all samples (runner)": t2 - t1,
-        "latency_stats (runner)": t3 - t2,
-        "stability_flags (runner)": t4 - t3,
+        "encode": t1 - t0,
+        "decode": t2 - t1,
+        "latency_stats": t3 - t2,
+        "stability_flags": t4 - t3,
+        "keep": t5 - t4,
     }
+
+
+_ANALYSIS_ALONE = """
+import contextlib, importlib, sys, time
+import numpy  # the worker has NumPy and the runtime loaded when it analyses
+with contextlib.suppress(ImportError):
+    importlib.import_module(sys.argv[2])
+t0 = time.perf_counter()
+from profiler.analysis import analyze
+analyze(sys.argv[1])
+print(time.perf_counter() - t0)
+"""
+
+
+def _analysis_seconds(model: Path) -> float | None:
+    """The worker's static analysis (incl. importing profiler.analysis), timed alone in
+    a fresh process that has imported NumPy and the model's runtime first."""
+    runtime_module = "onnxruntime" if model.suffix == ".onnx" else "ai_edge_litert.interpreter"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    try:
+        _, out = _wall([sys.executable, "-c", _ANALYSIS_ALONE, str(model), runtime_module],
+                       env=env)  # fmt: skip
+        return float(out.decode().strip().splitlines()[-1])
+    except (BenchError, ValueError, IndexError) as exc:
+        progress(f"warning: could not time the analysis alone: {exc}")
+        return None
 
 
 def instrumented_profile(model: Path) -> dict[str, Any]:
@@ -140,13 +179,14 @@ def instrumented_profile(model: Path) -> dict[str, Any]:
         raise BenchError(f"the worker never reported phase {phase!r}")
 
     phases = result.get("phases") or {}
+    steady = phases.get("steady") or {}
     # Parts measured alone, to attribute the time outside the worker's phases.
     pre_spawn = _timed(device_info) + _timed(snapshot)
     samples_s = _samples_seconds(result)
-    analysis_fn = getattr(runner, "_analysis", None)
-    analysis_s = _timed(lambda: analysis_fn(str(model), settings)) if analysis_fn else None
+    analysis_s = _analysis_seconds(model)
     json_s = _timed(lambda: json.dumps(result, indent=2))
-    tail = t_end - last("finishing")
+    finishing = last("finishing")
+    tail = t_end - finishing
     parts = {
         "parent_before_worker (device info + environment)": pre_spawn,
         "worker start (interpreter + profiler imports)": first("importing") - t0 - pre_spawn,
@@ -154,13 +194,37 @@ def instrumented_profile(model: Path) -> dict[str, Any]:
         "load (model, inputs, allocation)": first("first_inference") - first("loading"),
         "first inference": first("warmup") - first("first_inference"),
         "warm-up phase": first("steady") - first("warmup"),
-        "steady phase": last("finishing") - first("steady"),
+        "steady phase": finishing - first("steady"),
         "after the last phase (total)": tail,
     }
-    tail_parts: dict[str, float | None] = {"static analysis child": analysis_s, **samples_s}
-    tail_parts["the remainder: transfer, worker exit, environment, assembly"] = (
-        tail - sum(samples_s.values()) - (analysis_s or 0.0)
-    )
+    runner_steps = (samples_s["decode"] + samples_s["latency_stats"]
+                    + samples_s["stability_flags"] + samples_s["keep"])  # fmt: skip
+    analyzing = [t for name, t in marks if name == "analyzing"]
+    tail_parts: dict[str, float | None]
+    if analyzing:
+        before_analysis = analyzing[-1] - finishing
+        after_analysis = t_end - analyzing[-1]
+        tail_parts = {
+            "worker: memory reading + encoding (finishing -> analyzing)": before_analysis,
+            "  encode the recorded samples, alone": samples_s["encode"],
+            "analysis, transfer, exit, runner (analyzing -> end)": after_analysis,
+            "  static analysis in the worker, alone": analysis_s,
+            "  runner: decode samples, alone": samples_s["decode"],
+            "  runner: latency_stats, alone": samples_s["latency_stats"],
+            "  runner: stability_flags, alone": samples_s["stability_flags"],
+            "  runner: thin + encode the kept samples, alone": samples_s["keep"],
+            "  remainder: transfer, worker exit, environment, assembly": (
+                after_analysis - runner_steps - (analysis_s or 0.0)
+            ),
+        }
+    else:  # the worker did not analyse (analysis off or failed early)
+        tail_parts = {
+            "encode the recorded samples (worker), alone": samples_s["encode"],
+            "runner: decode + statistics + kept samples, alone": runner_steps,
+            "remainder: transfer, worker exit, environment, assembly": (
+                tail - samples_s["encode"] - runner_steps
+            ),
+        }
     return {
         "profile_wall_s": t_end - t0,
         "parts_s": parts,
@@ -170,11 +234,14 @@ def instrumented_profile(model: Path) -> dict[str, Any]:
             "load_ms": phases.get("load_ms"), "allocate_ms": phases.get("allocate_ms"),
             "warmup_s": (phases.get("warmup") or {}).get("seconds"),
             "warmup_runs": (phases.get("warmup") or {}).get("runs"),
-            "steady_s": (phases.get("steady") or {}).get("seconds"),
-            "steady_runs": (phases.get("steady") or {}).get("runs"),
+            "steady_s": steady.get("seconds"),
+            "steady_runs": steady.get("runs"),
+            "steady_recorded": steady.get("recorded"),
+            "steady_record_stride": steady.get("record_stride"),
         },
         "memory_mb": result.get("memory_mb"),
         "n": result["latency_ms"]["n"],
+        "phases_seen": [name for name, _ in marks],
     }
 
 
@@ -219,12 +286,13 @@ def run(model_name: str, repeats: int, argv: Sequence[str] | None) -> dict[str, 
 def render(report: Mapping[str, Any]) -> str:
     """The breakdown as text for people."""
     inst = report["instrumented"]
+    steady = inst["phases_reported"]
     total = report["total_s"]
 
     def row(name: str, seconds: float | None, indent: int = 2) -> str:
         if seconds is None:
-            return f"{' ' * indent}{name:<58} {'n/a':>8}"
-        return f"{' ' * indent}{name:<58} {seconds:>7.3f} s {seconds / total * 100:>5.1f} %"
+            return f"{' ' * indent}{name:<{68 - indent}} {'n/a':>8}"
+        return f"{' ' * indent}{name:<{68 - indent}} {seconds:>7.3f} s {seconds / total * 100:>5.1f} %"
 
     lines = [
         f"Cost: `hostctl profile {report['model']} --json` with defaults",
@@ -233,7 +301,8 @@ def render(report: Mapping[str, Any]) -> str:
         f"  {usage_line(report['machine_before'], report['machine_after'])}",
         f"  total wall time: {total:.3f} s (runs: "
         + ", ".join(f"{t:.3f}" for t in report["totals_s"]) + ")",
-        f"  steady-state runs: {inst['n']}; the steady phase is "
+        f"  steady-state runs: {steady['steady_runs']}, recorded {inst['n']} "
+        f"(stride {steady['steady_record_stride']}); the steady phase is "
         f"{report['measured_fraction'] * 100:.1f} % of the total",
         "",
         row("interpreter start (python -c pass)", report["interpreter_start_s"]),
@@ -244,8 +313,11 @@ def render(report: Mapping[str, Any]) -> str:
     for name, seconds in inst["tail_parts_s"].items():
         lines.append(row(name, seconds, indent=6))
     lines.append(row("rest (CLI parsing + JSON output + run-to-run)", report["rest_s"]))
-    lines.append(f"  (json.dumps of the result alone: {inst['json_dumps_s']:.3f} s; "
-                 f"worker memory: {inst['memory_mb']})")
+    memory = inst["memory_mb"] or {}
+    lines.append(f"  (json.dumps of the result alone: {inst['json_dumps_s']:.3f} s)")
+    lines.append(f"  worker memory, MiB: peak {memory.get('peak_rss')} "
+                 f"({memory.get('peak_rss_source')}), after the first inference "
+                 f"{memory.get('rss_after_first_inference')}, at the end {memory.get('rss_end')}")
     return "\n".join(lines)
 
 

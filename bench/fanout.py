@@ -51,7 +51,7 @@ TARGET_TIME = 3.0
 
 def _cpu_seconds(pids: Sequence[int]) -> float:
     """User + system time of the agent processes and their reaped children (the
-    profiling workers and analysis children)."""
+    profiling workers, which also run the static analysis)."""
     import psutil
 
     total = 0.0
