@@ -71,8 +71,10 @@ class MqttSession:
             )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         self._client = client
+        self._failed_attempts = 0
 
     # -- paho callbacks (network thread: no work here) ------------------------
     def _on_connect(
@@ -87,6 +89,7 @@ class MqttSession:
             client.subscribe(topic, qos=1)
         self._connected.set()
         self._connect_pending.set()
+        self._failed_attempts = 0
         log.info("connected to %s", self.settings.broker)
 
     def _on_disconnect(
@@ -94,6 +97,18 @@ class MqttSession:
     ) -> None:
         self._connected.clear()
         log.warning("disconnected from the broker (%s); reconnecting with backoff", reason_code)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # The broker is down or unreachable: say so (the first time, then every
+        # 10th try, so a long outage does not flood the journal); paho retries
+        # with backoff (1 s doubling to 30 s).
+        self._failed_attempts += 1
+        if self._failed_attempts == 1 or self._failed_attempts % 10 == 0:
+            log.warning(
+                "cannot reach the broker at %s (attempt %d); retrying with backoff",
+                self.settings.broker,
+                self._failed_attempts,
+            )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:

@@ -364,3 +364,24 @@ def test_download_resumes_after_agent_restart(
         assert host.wait_result(device, manifest.job_id)["result"]["status"] == "ok"
     finally:
         host.close()
+
+
+@pytest.mark.slow
+def test_agent_started_before_its_broker_says_so_and_comes_online_later(
+    fresh_mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], start_agent: StartAgent
+) -> None:
+    fresh_mosquitto.stop()
+    device = new_device_id()
+    agent = start_agent(fresh_mosquitto, device)
+    deadline = time.monotonic() + 30
+    while b"cannot reach the broker" not in agent.log_path.read_bytes():
+        assert time.monotonic() < deadline, "the agent never said the broker is unreachable"
+        assert agent.alive()
+        time.sleep(0.2)
+    fresh_mosquitto.start()
+    host = HostClient(fresh_mosquitto.port, keys[0])
+    try:
+        host.wait_state(device, "online", timeout=60)
+        assert agent.alive()
+    finally:
+        host.close()
