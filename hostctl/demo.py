@@ -252,7 +252,8 @@ def demo_models(include_onnx: bool = True) -> list[Path]:
     """The demo models shipped inside the package."""
     from profiler.models import demo_model
 
-    models = [demo_model("tflite")]
+    # fp32 next to its int8 quantization: the comparison edgeprof exists for.
+    models = [demo_model("tflite"), demo_model("tflite", "int8")]
     if include_onnx:
         models.append(demo_model("onnx"))
     return models

@@ -150,14 +150,14 @@ def _text(value: Any) -> str:
 
 
 def model_label(result: Mapping[str, Any]) -> str:
-    """"name (format)" of the result's model."""
+    """ "name (format)" of the result's model."""
     name = _get(result, "model", "name") or DASH
     fmt = _get(result, "model", "format")
     return f"{name} ({fmt})" if fmt else str(name)
 
 
 def runtime_label(result: Mapping[str, Any]) -> str:
-    """"name version", then provider/delegate and threads, on two lines."""
+    """ "name version", then provider/delegate and threads, on two lines."""
     runtime = _get(result, "runtime")
     if not isinstance(runtime, Mapping) or not runtime.get("name"):
         return DASH
@@ -172,7 +172,7 @@ def runtime_label(result: Mapping[str, Any]) -> str:
 
 
 def status_text(result: Mapping[str, Any], *, max_len: int = 60) -> Text:
-    """"ok" in green, or the error code and a shortened message in red."""
+    """ "ok" in green, or the error code and a shortened message in red."""
     if result.get("status") == "ok":
         return Text("ok", style="green")
     code = _get(result, "error", "code") or "error"
@@ -206,6 +206,16 @@ def _latency_cell(value: Any, ci: Any) -> Text:
     return text
 
 
+def _model_cell(result: Mapping[str, Any]) -> Text:
+    """The model's name, and its file size dimmed below: size is a third of the
+    accuracy / size / latency trade-off every compression table reports."""
+    text = Text(str(_get(result, "model", "name") or DASH))
+    size = _get(result, "model", "size_bytes")
+    if _num(size) is not None:
+        text.append("\n" + format_bytes(size), style="dim")
+    return text
+
+
 def _status_cell(result: Mapping[str, Any]) -> Text:
     text = status_text(result, max_len=48)
     flags = flags_text(result.get("flags"))
@@ -216,7 +226,7 @@ def _status_cell(result: Mapping[str, Any]) -> Text:
 
 
 def results_table(results: Sequence[Mapping[str, Any]], *, title: str | None = None) -> Table:
-    """One row per result document: device, model, runtime, p50 with its 95% CI, p90,
+    """One row per result document: device, model (and its size), runtime, p50 with its 95% CI, p90,
     peak memory, accuracy (when any result has one), status and flags.
 
     Laid out to stay readable in an 80-column terminal: intervals and flags sit
@@ -240,7 +250,7 @@ def results_table(results: Sequence[Mapping[str, Any]], *, title: str | None = N
         latency = _get(result, "latency_ms") or {}
         row: list[RenderableType] = [
             str(_get(result, "device", "id") or DASH),
-            str(_get(result, "model", "name") or DASH),
+            _model_cell(result),
             runtime_label(result),
             _latency_cell(_get(latency, "p50"), _get(latency, "ci95_p50")),
             format_latency(_get(latency, "p90")),
@@ -299,9 +309,14 @@ def _phases(result: Mapping[str, Any]) -> RenderableType:
             rows.append((str(name).replace("_", " "), _phase_value(value)))
     else:
         settings = result.get("settings") or {}
-        rows.append(("settings", f"runs ≥ {_text(settings.get('runs'))}, "
-                     f"warm-up ≥ {_text(settings.get('warmup'))}, "
-                     f"min {_text(settings.get('min_seconds'))} s"))
+        rows.append(
+            (
+                "settings",
+                f"runs ≥ {_text(settings.get('runs'))}, "
+                f"warm-up ≥ {_text(settings.get('warmup'))}, "
+                f"min {_text(settings.get('min_seconds'))} s",
+            )
+        )
     return _kv_table("Phases", rows)
 
 
@@ -354,14 +369,26 @@ def _environment(result: Mapping[str, Any]) -> RenderableType:
         on = [name for name, bit in flags.items() if bit]
         return ", ".join(on) if on else "none"
 
-    table.add_row("CPU temperature", temp(before, env.get("temp_c_start")),
-                  temp(after, env.get("temp_c_end")))
-    table.add_row("CPU frequency", freq(before), freq(after) if after else (
-        DASH if _num(env.get("cpu_freq_mhz")) is None else f"{env['cpu_freq_mhz']:.0f} MHz"))
-    table.add_row("governor", _text(_get(before, "governor")),
-                  _text(_get(after, "governor") or env.get("governor")))
-    table.add_row("load average", _text(_get(before, "load_avg") or env.get("load_avg")),
-                  _text(_get(after, "load_avg")))
+    table.add_row(
+        "CPU temperature", temp(before, env.get("temp_c_start")), temp(after, env.get("temp_c_end"))
+    )
+    table.add_row(
+        "CPU frequency",
+        freq(before),
+        freq(after)
+        if after
+        else (DASH if _num(env.get("cpu_freq_mhz")) is None else f"{env['cpu_freq_mhz']:.0f} MHz"),
+    )
+    table.add_row(
+        "governor",
+        _text(_get(before, "governor")),
+        _text(_get(after, "governor") or env.get("governor")),
+    )
+    table.add_row(
+        "load average",
+        _text(_get(before, "load_avg") or env.get("load_avg")),
+        _text(_get(after, "load_avg")),
+    )
     if _get(before, "pi_throttled") or _get(after, "pi_throttled"):
         table.add_row("Pi throttle flags", pi(before), pi(after))
     mode = _get(after, "jetson_power_mode") or _get(before, "jetson_power_mode")
@@ -379,17 +406,21 @@ def result_detail(result: Mapping[str, Any]) -> RenderableType:
         ("model", model_label(result)),
         ("size", format_bytes(_get(result, "model", "size_bytes"))),
         ("runtime", runtime_label(result).replace("\n", ", ")),
-        ("device", f"{_text(_get(result, 'device', 'id'))} · "
-                   f"{_text(_get(result, 'device', 'machine'))} · "
-                   f"{_text(_get(result, 'device', 'cpu'))}"),
+        (
+            "device",
+            f"{_text(_get(result, 'device', 'id'))} · "
+            f"{_text(_get(result, 'device', 'machine'))} · "
+            f"{_text(_get(result, 'device', 'cpu'))}",
+        ),
         ("status", status_text(result, max_len=400)),
     ]
     if result.get("label"):
         header_rows.insert(0, ("label", str(result["label"])))
     accuracy = result.get("accuracy")
     if isinstance(accuracy, Mapping):
-        header_rows.append(("top-1", f"{format_pct(accuracy.get('top1'))} of "
-                                     f"{_text(accuracy.get('n'))}"))
+        header_rows.append(
+            ("top-1", f"{format_pct(accuracy.get('top1'))} of {_text(accuracy.get('n'))}")
+        )
     flags = flags_text(result.get("flags"))
     header_rows.append(("flags", flags if flags.plain else Text("none", style="green")))
     parts: list[RenderableType] = [_kv_table("", header_rows)]

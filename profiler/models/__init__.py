@@ -12,19 +12,25 @@ import pathlib
 
 from profiler.errors import NOT_FOUND, ProfilerError
 
-_FORMATS = {"tflite": "demo_cnn.tflite", "onnx": "demo_cnn.onnx"}
+_FILES = {
+    ("tflite", "fp32"): "demo_cnn.tflite",
+    ("tflite", "int8"): "demo_cnn_int8.tflite",
+    ("onnx", "fp32"): "demo_cnn.onnx",
+}
 
 
-def demo_model(fmt: str = "tflite") -> pathlib.Path:
-    """Path of the bundled demo CNN (16x16x3 → 10 classes, fp32) in ``fmt``.
+def demo_model(fmt: str = "tflite", variant: str = "fp32") -> pathlib.Path:
+    """Path of the bundled demo CNN (64x64x3 → 10 classes) in ``fmt`` and ``variant``.
 
-    ``fmt`` is "tflite" or "onnx". Raises ValueError for another format and
-    ProfilerError(NOT_FOUND) when the file is missing from the installation.
+    ``fmt`` is "tflite" or "onnx"; ``variant`` "fp32", or "int8" (TFLite only).
+    Raises ValueError for another combination and ProfilerError(NOT_FOUND) when
+    the file is missing from the installation.
     """
     try:
-        name = _FORMATS[fmt]
+        name = _FILES[(fmt, variant)]
     except KeyError:
-        raise ValueError(f"demo model format must be 'tflite' or 'onnx', not {fmt!r}") from None
+        choices = ", ".join(f"{f}/{v}" for f, v in _FILES)
+        raise ValueError(f"no demo model {fmt}/{variant}: choose one of {choices}") from None
     resource = importlib.resources.files(__name__).joinpath(name)
     # Installed packages are plain directories (package-data), so this is a real path.
     path = pathlib.Path(str(resource))

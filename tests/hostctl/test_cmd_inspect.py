@@ -30,8 +30,9 @@ def test_human_output_summarizes_the_model() -> None:
     result = _inspect(str(demo_model("tflite")))
     assert result.exit_code == 0, result.stderr
     out = result.stdout
-    for text in ("demo_cnn.tflite", "tflite", "618", "106.66 k", "float32 100%", "CONV_2D",
-                 "DEPTHWISE_CONV_2D", "1x16x16x3", "0.0% of weights"):
+    spec = testmodels.DEMO_SPEC  # 64x64x3: 3,978 params, 13.11 M MACs, by hand
+    for text in ("demo_cnn.tflite", "tflite", f"{spec.params():,}", "13.11 M", "float32 100%",
+                 "CONV_2D", "DEPTHWISE_CONV_2D", "1x64x64x3", "0.0% of weights"):
         assert text in out, text
 
 

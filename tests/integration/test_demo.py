@@ -35,14 +35,17 @@ def test_demo_exits_0_and_prints_a_results_table() -> None:
     assert done.returncode == 0, done.stderr
     assert "edgeprof demo" in done.stdout
     assert "demo-device" in done.stdout and "demo_cnn.tflite" in done.stdout
-    assert "demo_cnn.onnx" in done.stdout
+    assert "demo_cnn.onnx" in done.stdout and "demo_cnn_int8" in done.stdout
 
 
 def test_demo_on_the_amqtt_fallback_broker() -> None:
     done = _demo("--embedded-broker", "amqtt", "--json", "--no-onnx")
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
-    assert [(r["device"]["id"], r["status"]) for r in results] == [("demo-device", "ok")]
+    assert [(r["model"]["name"], r["status"]) for r in results] == [
+        ("demo_cnn.tflite", "ok"),
+        ("demo_cnn_int8.tflite", "ok"),
+    ]
 
 
 @pytest.fixture

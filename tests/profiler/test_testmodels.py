@@ -160,10 +160,16 @@ def test_unknown_variant_is_refused() -> None:
 
 
 def test_committed_demo_models_are_current_and_small() -> None:
-    assert demo_model("tflite").read_bytes() == testmodels.build_tflite_cnn()
-    assert demo_model("onnx").read_bytes() == testmodels.build_onnx_cnn()
+    spec = testmodels.DEMO_SPEC
+    assert demo_model("tflite").read_bytes() == testmodels.build_tflite_cnn(spec)
+    assert demo_model("tflite", "int8").read_bytes() == testmodels.build_tflite_cnn(
+        spec, variant="int8"
+    )
+    assert demo_model("onnx").read_bytes() == testmodels.build_onnx_cnn(spec)
     assert demo_model().name == "demo_cnn.tflite"
     assert demo_model("onnx").stat().st_size < 100_000
+    # int8 is the smaller file: the demo shows what quantization buys
+    assert demo_model("tflite", "int8").stat().st_size < demo_model("tflite").stat().st_size
     with pytest.raises(ValueError, match="tflite"):
         demo_model("pb")
 
@@ -171,7 +177,7 @@ def test_committed_demo_models_are_current_and_small() -> None:
 def test_missing_demo_model_is_a_profiler_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import profiler.models as models
 
-    monkeypatch.setitem(models._FORMATS, "onnx", "gone.onnx")
+    monkeypatch.setitem(models._FILES, ("onnx", "fp32"), "gone.onnx")
     with pytest.raises(ProfilerError, match=r"gone\.onnx is missing") as info:
         models.demo_model("onnx")
     assert info.value.code == "not_found"
@@ -179,5 +185,7 @@ def test_missing_demo_model_is_a_profiler_error(monkeypatch: pytest.MonkeyPatch)
 
 def test_command_line_writes_the_demo_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert testmodels.main(["--out", str(tmp_path / "out")]) == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["demo_cnn.onnx", "demo_cnn.tflite"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "demo_cnn.onnx", "demo_cnn.tflite", "demo_cnn_int8.tflite",
+    ]
     assert "demo_cnn.onnx" in capsys.readouterr().out
