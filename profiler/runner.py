@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -111,6 +112,26 @@ def _kill(pid: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+_LIVE_WORKERS: set[int] = set()
+"""Process ids of workers running now (their own sessions: a signal to the
+caller's process group does not reach them)."""
+_LIVE_LOCK = threading.Lock()
+
+
+def kill_running_workers() -> int:
+    """Kill every worker (and what it started) that is running now; returns how many.
+
+    For a daemon that is stopping: its workers lead their own sessions, so
+    neither Ctrl-C nor the daemon's exit reaches them, and an orphaned worker
+    would keep a core busy beside the next measurement.
+    """
+    with _LIVE_LOCK:
+        pids = list(_LIVE_WORKERS)
+    for pid in pids:
+        _kill(pid)
+    return len(pids)
+
+
 def run_child(
     request: Mapping[str, Any],
     *,
@@ -142,9 +163,13 @@ def run_child(
             outcome.error = ProfilerError(INTERNAL, f"cannot start the worker process: {exc}")
             return outcome
         os.close(write_fd)  # the child holds the only write end: EOF when it exits
+        with _LIVE_LOCK:
+            _LIVE_WORKERS.add(proc.pid)
         try:
             _talk(proc, {**request, "reply_fd": write_fd}, read_fd, timeout_s, outcome, on_phase)
         finally:
+            with _LIVE_LOCK:
+                _LIVE_WORKERS.discard(proc.pid)
             os.close(read_fd)
         outcome.log_tail = _log_tail(log_file)
     return outcome

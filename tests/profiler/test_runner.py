@@ -308,3 +308,23 @@ def test_timed_loop_keeps_a_bounded_evenly_spread_sample() -> None:
     assert all(s > 0 for s in outcome.samples)
     short = _timed_loop(lambda: None, 50, 0, 10**12, max_samples=64)
     assert short.stride == 1 and len(short.samples) == short.runs == 50
+
+
+def test_a_stopping_daemon_can_kill_its_running_worker(models: dict[str, Path]) -> None:
+    import threading
+    import time
+
+    from profiler.runner import kill_running_workers
+
+    results: list[dict[str, Any]] = []
+    thread = threading.Thread(target=lambda: results.append(_fault(models, "hang", timeout_s=120)))
+    thread.start()
+    deadline = time.monotonic() + 30
+    killed = 0
+    while not killed and time.monotonic() < deadline:
+        time.sleep(0.1)
+        killed = kill_running_workers()
+    thread.join(timeout=30)
+    assert killed == 1 and not thread.is_alive()
+    assert "SIGKILL" in _assert_error(results[0], CRASHED)
+    assert kill_running_workers() == 0
