@@ -214,15 +214,19 @@ def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> d
     steady = _timed_loop(backend.invoke, settings.runs, int(settings.min_seconds * 1e9), max_ns)
     runtime = backend.runtime_info()
 
+    # The model's memory is read here, before the accuracy phase: evaluation
+    # loads the whole labelled set, whose size says nothing about the model.
+    end = read_rss()
     accuracy = None
+    with_eval = None
     if settings.eval_path:
         reporter.enter("accuracy")
         from profiler.accuracy import evaluate_top1
 
         accuracy = evaluate_top1(backend, settings.eval_path)
+        with_eval = read_rss()
 
     reporter.enter("finishing")
-    end = read_rss()
     return {
         "format": fmt,
         "runtime": runtime,
@@ -266,6 +270,12 @@ def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> d
             # This process's own peak (its address space is new since exec), or
             # None where /proc is absent; the runner prefers it to wait4's ru_maxrss.
             "vm_hwm": _mb(end.hwm_mb) if end.source == "proc" else None,
+            # The worker's peak including the --eval data set (null without --eval).
+            "peak_rss_with_eval": (
+                _mb(with_eval.hwm_mb)
+                if with_eval is not None and with_eval.source == "proc"
+                else None
+            ),
         },
     }
 

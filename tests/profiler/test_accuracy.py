@@ -117,3 +117,25 @@ def test_bad_eval_data_in_a_result(data: dict[str, Path], tmp_path: Path) -> Non
     result = profile(data["classifier.onnx"], settings, analyze=False)
     assert result["status"] == "error"
     assert result["error"]["code"] == BAD_EVAL_DATA
+
+
+def test_a_large_eval_set_does_not_count_as_the_models_memory(tmp_path: Path) -> None:
+    from profiler.models import demo_model
+
+    # ~150 MB of labelled 64x64x3 images for a 17 KB CNN.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3000, 64, 64, 3), dtype=np.float32)
+    big = tmp_path / "big.npz"
+    np.savez(big, x=x, y=rng.integers(0, 10, size=3000))
+    del x
+    model = demo_model("tflite")
+    plain = profile(model, TINY, analyze=False)
+    with_eval = profile(model, ProfileSettings.from_dict(
+        {**TINY.to_dict(), "eval_path": str(big)}), analyze=False)
+    assert with_eval["status"] == "ok", with_eval["error"]
+    assert with_eval["accuracy"]["n"] == 3000
+    memory = with_eval["memory_mb"]
+    # the model's peak is what it was without the data set (same worker, same model)
+    assert memory["peak_rss"] < plain["memory_mb"]["peak_rss"] + 30
+    # and the data set's cost is reported apart
+    assert memory["peak_rss_with_eval"] > memory["peak_rss"] + 100
