@@ -1,25 +1,36 @@
 """Agreement: the profiler's p90 against MLPerf LoadGen's SingleStream p90.
 
-``python -m bench.agreement [--models slow.tflite,slow.onnx] [--rounds 3]
-[--seconds 10] [--min-queries 1000] [--threads 1] [--json]``
+``python -m bench.agreement [--models slow.tflite,slow.onnx] [--rounds 20]
+[--seconds 2.5] [--min-queries 1000] [--warmup-seconds 0.5] [--threads 1] [--json]``
 
 Needs ``mlcommons-loadgen`` (``pip install -e '.[bench]'``; module ``mlperf_loadgen``).
 
-LoadGen runs in a child process of its own (as the profiler's worker does): a
-SUT that runs the model with the same runtime, threads and XNNPACK setting,
-and a QSL of a few pre-generated seeded samples. The model is warmed up for as
-long as the profiler warms up before LoadGen starts (SingleStream has no
-warm-up of its own). LoadGen issues one query at a time and measures each
-from issue to ``QuerySamplesComplete``; its p90 is read from the detail log
-(``result_90.00_percentile_latency_ns``) in a temporary directory. Profiler and
-LoadGen runs alternate (AB BA ...); the figure is the median over rounds of
-profiler p90 / LoadGen p90, target within ±5 %.
+Both sides run the *same call on the same input*: the profiler times
+``backend.invoke()`` in its worker; the LoadGen side is a child process of its
+own (``python -m bench.agreement --loadgen-child``) that builds the model with
+the profiler's own backend (``profiler.backends.create_backend`` with the same
+ProfileSettings: runtime, threads, XNNPACK), binds the profiler's seeded input
+once (``profiler.inputs.prepare_inputs``; for ONNX that is one I/O binding, the
+call the profiler times is ``run_with_iobinding``), does the first inference and
+the same warm-up, then lets LoadGen drive it: every query's ``issue_queries``
+callback calls ``backend.invoke()`` and ``QuerySamplesComplete``. LoadGen times
+each query from issue to completion; its p90 is read from the detail log
+(``result_90.00_percentile_latency_ns``).
 
-Separate runs see different machine noise, and a p90 is where noise shows. So
-the SUT also times each query's model call with ``perf_counter_ns`` (the
-profiler's method) and the report adds that p90 / LoadGen's p90 *over the same
-queries*: a paired figure that isolates the methods (LoadGen's own per-query
-cost and what it counts) from the machine.
+A p90 from one run of a few seconds moves by ~10 % between runs on a small
+shared VM, so one pair of long runs cannot resolve ±5 %. Instead the benchmark
+runs many short blocks, alternated ABBA (profiler, LoadGen; LoadGen, profiler;
+...), each a fresh process set up identically, and takes the ratio profiler p90
+/ LoadGen p90 *within* each round (two adjacent blocks see nearly the same
+machine). The figure is the median of those per-round ratios, with a
+distribution-free 95 % confidence interval of that median (order statistics of
+the binomial sign test: no assumption about the noise's distribution).
+
+Two checks of the reference itself: the SUT also times each query's model call
+with ``perf_counter_ns`` (the profiler's method), so "same queries" = that p90 /
+LoadGen's p90 over the very same inferences isolates what LoadGen adds per
+query; and one LoadGen run with an empty SUT (no model call) measures LoadGen's
+own per-query floor (issue, Python callback, completion) directly.
 """
 
 from __future__ import annotations
@@ -27,13 +38,15 @@ from __future__ import annotations
 import argparse
 import array
 import json
+import math
 import re
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +57,7 @@ from bench.common import (
     add_common_args,
     alternate,
     command_line,
+    cpu_usage_between,
     emit,
     fixture_models,
     load_avg,
@@ -60,14 +74,20 @@ from bench.common import (
 
 TOLERANCE = 0.05
 """|profiler p90 / LoadGen p90 - 1| must not exceed this."""
+CONFIDENCE = 0.95
+"""Nominal confidence of the interval around the median of per-round ratios."""
 QSL_SAMPLES = 8
-"""Pre-generated samples in the query sample library."""
+"""Samples LoadGen's query sample library declares (all map to the one bound input)."""
 
 INNER_FILE = "inner_ns.bin"
 """perf_counter_ns around each query's model call inside the SUT (int64)."""
+CHILD_FILE = "child.json"
+"""The LoadGen child's own figures (CPU time during the test, ...)."""
 
 PROFILER = "profiler"
 LOADGEN = "loadgen"
+NULL_MODEL = "-"
+"""Model path that makes the LoadGen child's SUT call nothing (LoadGen's own floor)."""
 
 _DETAIL_RE = re.compile(r'"key": "result_(\d+\.\d+)_percentile_latency_ns", "value": (\d+)')
 _SUMMARY_RE = re.compile(r"^(\d+\.\d+) percentile latency \(ns\)\s*:\s*(\d+)", re.MULTILINE)
@@ -87,68 +107,50 @@ def parse_loadgen_percentiles(outdir: Path) -> dict[str, float]:
     return found
 
 
+def median_ci(values: Sequence[float], confidence: float = CONFIDENCE
+              ) -> tuple[float, float, float] | None:
+    """Distribution-free CI of the median: (low, high, actual coverage), or None.
+
+    The interval between the k-th smallest and k-th largest value covers the
+    true median with probability 1 - 2·P(Binomial(n, 1/2) < k), whatever the
+    distribution (sign test). k is the largest with coverage ≥ ``confidence``;
+    None when even the min..max range does not reach it (n < 6 for 95 %).
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    best: tuple[float, float, float] | None = None
+    tail = 0.0  # P(Binomial(n, 1/2) <= k - 1)
+    for k in range(1, n // 2 + 1):
+        tail += math.comb(n, k - 1) / 2**n
+        coverage = 1.0 - 2.0 * tail
+        if coverage < confidence:
+            break
+        best = (ordered[k - 1], ordered[n - k], coverage)
+    return best
+
+
 # --------------------------------------------------------------------------- child side
 
 
-def _make_sut_call(model: str, loop: LoopSettings) -> tuple[Callable[[int], None], Callable[[], None]]:
-    """(run sample i, run the bound sample) for the model, as the profiler's backends do."""
-    import numpy as np
+def _profiler_backend_call(model: str, loop: LoopSettings) -> Callable[[], None]:
+    """The profiler's backend for ``model`` loaded, prepared and bound as its worker does;
+    returns the very call the worker times (``backend.invoke``)."""
+    from profiler.backends import create_backend, detect_format
+    from profiler.inputs import prepare_inputs
 
-    rng = np.random.default_rng(loop.seed)
-    if model.endswith(".tflite"):
-        from ai_edge_litert import interpreter as litert
-
-        resolver = litert.OpResolverType
-        interp = litert.Interpreter(
-            model_path=model,
-            num_threads=loop.threads,
-            experimental_op_resolver_type=(
-                resolver.AUTO if loop.xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-            ),
-        )
-        interp.allocate_tensors()
-        detail = interp.get_input_details()[0]
-        samples = [rng.standard_normal(size=tuple(detail["shape"]), dtype=np.float32)
-                   .astype(detail["dtype"]) for _ in range(QSL_SAMPLES)]
-        index = detail["index"]
-
-        def run_tflite(i: int) -> None:
-            interp.set_tensor(index, samples[i])
-            interp.invoke()
-
-        interp.set_tensor(index, samples[0])
-        return run_tflite, interp.invoke
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if loop.threads is not None:
-        options.intra_op_num_threads = loop.threads
-    session = ort.InferenceSession(model, sess_options=options,
-                                   providers=["CPUExecutionProvider"])
-    inp = session.get_inputs()[0]
-    samples = [rng.standard_normal(size=tuple(inp.shape), dtype=np.float32)
-               for _ in range(QSL_SAMPLES)]
-    binding = session.io_binding()
-    for out in session.get_outputs():
-        binding.bind_output(out.name)
-
-    def run_onnx(i: int) -> None:
-        # The same call the profiler times (run_with_iobinding), on this query's sample.
-        binding.bind_cpu_input(inp.name, samples[i])
-        session.run_with_iobinding(binding)
-
-    binding.bind_cpu_input(inp.name, samples[0])
-    return run_onnx, lambda: session.run_with_iobinding(binding)
+    settings = loop.profile_settings()
+    backend = create_backend(detect_format(model), settings)
+    backend.load(model)
+    prepared = prepare_inputs(backend.input_specs(), shapes=settings.shapes,
+                              inputs_path=settings.inputs_path, seed=settings.seed)
+    backend.prepare(prepared.shapes)
+    backend.bind(prepared.arrays)
+    invoke: Callable[[], None] = backend.invoke
+    return invoke
 
 
-def loadgen_child_main() -> int:
-    """``python -m bench.agreement --loadgen-child``: request on stdin, logs to its outdir."""
-    import mlperf_loadgen as lg
-
-    request = json.loads(sys.stdin.read())
-    loop = LoopSettings(**request["loop"])
-    run_sample, invoke = _make_sut_call(request["model"], loop)
+def _warm_up(invoke: Callable[[], None], loop: LoopSettings) -> None:
+    """First inference, then at least ``warmup`` runs and ``warmup_seconds``, as the worker."""
     invoke()
     deadline = time.perf_counter() + loop.warmup_seconds
     done = 0
@@ -156,17 +158,36 @@ def loadgen_child_main() -> int:
         invoke()
         done += 1
 
+
+def loadgen_child_main() -> int:
+    """``python -m bench.agreement --loadgen-child``: request on stdin, logs to its outdir."""
+    import gc
+
+    import mlperf_loadgen as lg
+
+    request = json.loads(sys.stdin.read())
+    loop = LoopSettings(**request["loop"])
+    if request["model"] == NULL_MODEL:
+        def invoke() -> None:
+            return None
+    else:
+        invoke = _profiler_backend_call(request["model"], loop)
+        _warm_up(invoke, loop)
+
     # The profiler's method applied to the very queries LoadGen times: a paired
     # comparison that machine noise cannot separate (both see the same inferences).
     clock = time.perf_counter_ns
     inner = array.array("q")
+    append = inner.append
+    complete = lg.QuerySamplesComplete
+    response = lg.QuerySampleResponse
 
     def issue_queries(queries: list[Any]) -> None:
         for q in queries:
             t0 = clock()
-            run_sample(q.index)
-            inner.append(clock() - t0)
-            lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, 0, 0)])
+            invoke()
+            append(clock() - t0)
+            complete([response(q.id, 0, 0)])
 
     def flush_queries() -> None:
         return None
@@ -183,28 +204,37 @@ def loadgen_child_main() -> int:
     log_settings.enable_trace = False
     sut = lg.ConstructSUT(issue_queries, flush_queries)
     qsl = lg.ConstructQSL(QSL_SAMPLES, QSL_SAMPLES, lambda _s: None, lambda _s: None)
+    gc.disable()  # as the profiler's worker during its timed loop
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    wall0 = time.perf_counter()
     try:
         lg.StartTestWithLogSettings(sut, qsl, settings, log_settings)
     finally:
+        wall = time.perf_counter() - wall0
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        gc.enable()
         lg.DestroyQSL(qsl)
         lg.DestroySUT(sut)
-    (Path(request["outdir"]) / INNER_FILE).write_bytes(inner.tobytes())
+    cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    outdir = Path(request["outdir"])
+    (outdir / INNER_FILE).write_bytes(inner.tobytes())
+    (outdir / CHILD_FILE).write_text(json.dumps({"wall_s": wall, "cpu_s": cpu}))
     return 0
 
 
 # --------------------------------------------------------------------------- parent side
 
 
-def run_loadgen(model: Path, loop: LoopSettings, min_queries: int, expected_ms: float
-                ) -> dict[str, float]:
-    """One LoadGen SingleStream run in a child process; its percentiles in ms."""
+def run_loadgen(model: Path | str, loop: LoopSettings, min_queries: int, expected_ms: float
+                ) -> dict[str, Any]:
+    """One LoadGen SingleStream run in a child process: its percentiles (ms) and the SUT's."""
     import os
 
     with tempfile.TemporaryDirectory(prefix="edgeprof-loadgen-") as outdir:
         request = {
             "model": str(model), "loop": asdict(loop), "outdir": outdir,
             "min_queries": min_queries, "min_duration_ms": int(loop.min_seconds * 1000),
-            "expected_latency_ns": int(expected_ms * 1e6),
+            "expected_latency_ns": max(1, int(expected_ms * 1e6)),
         }
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
@@ -218,44 +248,79 @@ def run_loadgen(model: Path, loop: LoopSettings, min_queries: int, expected_ms: 
         if proc.returncode != 0:
             tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
             hint = " (pip install -e '.[bench]')" if "mlperf_loadgen" in " ".join(tail) else ""
-            raise BenchError(f"LoadGen run on {model.name} failed (exit {proc.returncode})"
-                             f"{hint}: {' | '.join(tail)}")
-        found: dict[str, float] = parse_loadgen_percentiles(Path(outdir))
-        inner_path = Path(outdir) / INNER_FILE
-        if inner_path.exists():
-            inner = array.array("q")
-            inner.frombytes(inner_path.read_bytes())
-            if inner:
-                found["inner_50"] = quantile_ms(inner, 0.5)
-                found["inner_90"] = quantile_ms(inner, 0.9)
-                found["inner_n"] = float(len(inner))
+            raise BenchError(f"LoadGen run on {Path(str(model)).name} failed "
+                             f"(exit {proc.returncode}){hint}: {' | '.join(tail)}")
+        pct = parse_loadgen_percentiles(Path(outdir))
+        found: dict[str, Any] = {"p50_ms": pct.get("50.00"), "p90_ms": pct["90.00"]}
+        inner = array.array("q")
+        inner.frombytes((Path(outdir) / INNER_FILE).read_bytes())
+        if inner:
+            found["inner_p50_ms"] = quantile_ms(inner, 0.5)
+            found["inner_p90_ms"] = quantile_ms(inner, 0.9)
+            found["n"] = len(inner)
+        child = json.loads((Path(outdir) / CHILD_FILE).read_text())
+        found["cpu_per_wall"] = round(child["cpu_s"] / child["wall_s"], 3)
         return found
+
+
+def _spread(values: Sequence[float]) -> dict[str, Any]:
+    ci = median_ci(values)
+    return {
+        "median": median(values),
+        "ci95": [ci[0], ci[1]] if ci else None,
+        "ci_coverage": round(ci[2], 4) if ci else None,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def judge(ratio: float, ci: Sequence[float] | None) -> tuple[str, str]:
+    """(verdict on the median ratio, where its CI lies relative to the ±5 % band)."""
+    verdict = "met" if abs(ratio - 1.0) <= TOLERANCE else "MISSED"
+    if ci is None:
+        return verdict, "no CI (too few rounds)"
+    lo, hi = ci[0] - 1.0, ci[1] - 1.0
+    if lo >= -TOLERANCE and hi <= TOLERANCE:
+        return verdict, "CI inside ±5 %"
+    if hi < -TOLERANCE or lo > TOLERANCE:
+        return verdict, "CI outside ±5 %"
+    return verdict, "CI straddles the ±5 % boundary (not resolved)"
 
 
 def measure_model(model: Path, loop: LoopSettings, rounds: int, min_queries: int
                   ) -> dict[str, Any]:
-    """Alternate profiler and LoadGen runs on one model; p90 ratios and their median."""
+    """Alternate short profiler and LoadGen blocks on one model; the per-round p90 ratios."""
     prof_runs: list[dict[str, Any]] = []
     lg_runs: list[dict[str, Any]] = []
-    expected_ms = 1.0
+    expected_ms = 2.0
+    started = time.monotonic()
     for label in alternate(rounds, [PROFILER, LOADGEN]):
         load = load_avg()
         if label == PROFILER:
-            progress(f"{model.name}: profiler (round {len(prof_runs) + 1}/{rounds})")
             stats = run_profiler(model, loop)["latency_ms"]
             expected_ms = stats["p50"]
             prof_runs.append({"p50_ms": stats["p50"], "p90_ms": stats["p90"],
-                              "n": stats["n"], "ci95_p90": stats["ci95_p90"], "load_avg": load})
+                              "n": stats["n"], "load_avg": load})
         else:
-            progress(f"{model.name}: LoadGen (round {len(lg_runs) + 1}/{rounds})")
-            pct = run_loadgen(model, loop, min_queries, expected_ms)
-            lg_runs.append({"p50_ms": pct.get("50.00"), "p90_ms": pct["90.00"],
-                            "inner_p50_ms": pct.get("inner_50"),
-                            "inner_p90_ms": pct.get("inner_90"),
-                            "inner_n": pct.get("inner_n"), "load_avg": load})
+            run = run_loadgen(model, loop, min_queries, expected_ms)
+            run["load_avg"] = load
+            lg_runs.append(run)
+        if len(prof_runs) == len(lg_runs):
+            p, g = prof_runs[-1], lg_runs[-1]
+            progress(f"{model.name}: round {len(lg_runs)}/{rounds}: p90 profiler "
+                     f"{p['p90_ms']:.3f} / LoadGen {g['p90_ms']:.3f} ms = "
+                     f"{p['p90_ms'] / g['p90_ms']:.4f}")
     ratios = [p["p90_ms"] / g["p90_ms"] for p, g in zip(prof_runs, lg_runs, strict=True)]
-    ratio = median(ratios)
-    inner = [g["inner_p90_ms"] / g["p90_ms"] for g in lg_runs if g.get("inner_p90_ms")]
+    p50_ratios = [p["p50_ms"] / g["p50_ms"] for p, g in zip(prof_runs, lg_runs, strict=True)
+                  if g.get("p50_ms")]
+    same = [g["inner_p90_ms"] / g["p90_ms"] for g in lg_runs if g.get("inner_p90_ms")]
+    # The profiler's p90 against the SUT's own perf_counter_ns p90 of the adjacent
+    # LoadGen block: both time backend.invoke() alone, so this is the model call
+    # under LoadGen vs under the profiler, without LoadGen's per-query cost.
+    call = [p["p90_ms"] / g["inner_p90_ms"] for p, g in zip(prof_runs, lg_runs, strict=True)
+            if g.get("inner_p90_ms")]
+    summary = _spread(ratios)
+    verdict, resolution = judge(summary["median"], summary["ci95"])
     return {
         "model": model.name,
         "profiler_p90_ms": median([r["p90_ms"] for r in prof_runs]),
@@ -264,14 +329,30 @@ def measure_model(model: Path, loop: LoopSettings, rounds: int, min_queries: int
         "loadgen_p50_ms": median([r["p50_ms"] for r in lg_runs if r["p50_ms"] is not None]
                                  or [float("nan")]),
         "ratios": ratios,
-        "same_queries_ratios": inner,
-        "same_queries_ratio": median(inner) if inner else None,
-        "ratio": ratio,
-        "deviation_pct": (ratio - 1.0) * 100.0,
-        "verdict": "met" if abs(ratio - 1.0) <= TOLERANCE else "MISSED",
+        "ratio": summary["median"],
+        "ratio_ci95": summary["ci95"],
+        "ratio_ci_coverage": summary["ci_coverage"],
+        "deviation_pct": (summary["median"] - 1.0) * 100.0,
+        "verdict": verdict,
+        "resolution": resolution,
+        "p50_ratio": _spread(p50_ratios),
+        "same_queries_ratios": same,
+        "same_queries_ratio": _spread(same) if same else None,
+        "model_call_ratio": _spread(call) if call else None,
+        "loadgen_cpu_per_wall": median([g["cpu_per_wall"] for g in lg_runs]),
+        "seconds": round(time.monotonic() - started, 1),
         "profiler_runs": prof_runs,
         "loadgen_runs": lg_runs,
     }
+
+
+def loadgen_floor(loop: LoopSettings, min_queries: int) -> dict[str, Any]:
+    """LoadGen with an SUT that calls nothing: its own per-query latency (µs)."""
+    progress("LoadGen with an empty SUT (its own per-query cost)")
+    run = run_loadgen(NULL_MODEL, replace(loop, min_seconds=1.0), min_queries, 0.001)
+    return {"p50_us": run["p50_ms"] * 1e3 if run["p50_ms"] is not None else None,
+            "p90_us": run["p90_ms"] * 1e3, "n": run.get("n"),
+            "cpu_per_wall": run["cpu_per_wall"]}
 
 
 def run(models: Sequence[str], loop: LoopSettings, rounds: int, min_queries: int,
@@ -279,49 +360,67 @@ def run(models: Sequence[str], loop: LoopSettings, rounds: int, min_queries: int
     """The whole agreement benchmark as a report dict."""
     before = machine_info()
     results = []
+    floor = loadgen_floor(loop, min_queries)
     with fixture_models() as fixtures:
         for name in models:
             results.append(measure_model(resolve_model(name, fixtures), loop, rounds,
                                          min_queries))
+    after = machine_info()
     return {
         "benchmark": "agreement",
         "command": command_line("bench.agreement", argv),
         "machine_before": before,
-        "machine_after": machine_info(),
+        "machine_after": after,
+        "cpu_usage": cpu_usage_between(before, after),
         "settings": {**asdict(loop), "rounds": rounds, "loadgen_min_queries": min_queries,
                      "loadgen_min_duration_s": loop.min_seconds,
-                     "loadgen_scenario": "SingleStream"},
+                     "loadgen_scenario": "SingleStream", "confidence": CONFIDENCE},
         "target": {"tolerance_pct": TOLERANCE * 100},
+        "loadgen_floor": floor,
         "models": results,
     }
 
 
+def _ci_text(s: Mapping[str, Any]) -> str:
+    ci = s.get("ci95")
+    return f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "n/a"
+
+
 def render(report: Mapping[str, Any]) -> str:
     """The report as a table for people."""
+    floor = report["loadgen_floor"]
     lines = [
-        "Agreement: profiler p90 vs MLPerf LoadGen SingleStream p90 (median over rounds)",
+        "Agreement: profiler p90 vs MLPerf LoadGen SingleStream p90 "
+        "(median of per-round ratios, ABBA, distribution-free 95 % CI)",
         f"  before: {machine_line(report['machine_before'])}",
         f"  after:  {machine_line(report['machine_after'])}",
         f"  {usage_line(report['machine_before'], report['machine_after'])}",
         f"  settings: {report['settings']}",
+        f"  LoadGen's own per-query latency (empty SUT): p50 {floor['p50_us']:.1f} µs, "
+        f"p90 {floor['p90_us']:.1f} µs over {floor['n']} queries",
         "",
         f"  {'model':<13} {'profiler p90':>13} {'LoadGen p90':>12} {'ratio':>7} "
-        f"{'(p50s)':>20}  target    verdict",
+        f"{'95 % CI':>18}  target  verdict",
     ]
     for m in report["models"]:
         lines.append(
             f"  {m['model']:<13} {m['profiler_p90_ms']:>10.3f} ms {m['loadgen_p90_ms']:>9.3f} ms "
-            f"{m['ratio']:>7.4f} {m['profiler_p50_ms']:>8.3f}/{m['loadgen_p50_ms']:.3f} ms  "
-            f"±{report['target']['tolerance_pct']:g} %     {m['verdict']}"
+            f"{m['ratio']:>7.4f} {_ci_text({'ci95': m['ratio_ci95']}):>18}  "
+            f"±{report['target']['tolerance_pct']:g} %   {m['verdict']} ({m['resolution']})"
         )
-        lines.append(f"  {'':<13} per-round ratios: "
-                     + ", ".join(f"{r:.4f}" for r in m["ratios"]))
-        if m.get("same_queries_ratio") is not None:
-            lines.append(
-                f"  {'':<13} same queries, perf_counter_ns around the model call / LoadGen p90: "
-                f"{m['same_queries_ratio']:.4f} (rounds: "
-                + ", ".join(f"{r:.4f}" for r in m["same_queries_ratios"]) + ")"
-            )
+        lines.append(f"  {'':<13} per-round p90 ratios: "
+                     + ", ".join(f"{r:.3f}" for r in m["ratios"]))
+        lines.append(f"  {'':<13} p50 ratio {m['p50_ratio']['median']:.4f} "
+                     f"CI {_ci_text(m['p50_ratio'])}; p50s {m['profiler_p50_ms']:.3f} / "
+                     f"{m['loadgen_p50_ms']:.3f} ms")
+        if m.get("same_queries_ratio"):
+            s, c = m["same_queries_ratio"], m["model_call_ratio"]
+            lines.append(f"  {'':<13} same queries (SUT's perf_counter_ns p90 / LoadGen p90): "
+                         f"{s['median']:.4f} CI {_ci_text(s)}")
+            lines.append(f"  {'':<13} model call (profiler p90 / SUT's perf_counter_ns p90): "
+                         f"{c['median']:.4f} CI {_ci_text(c)}")
+        lines.append(f"  {'':<13} LoadGen child CPU/wall {m['loadgen_cpu_per_wall']:.3f}, "
+                     f"{m['seconds']:.0f} s")
     return "\n".join(lines)
 
 
@@ -335,12 +434,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_common_args(parser)
     parser.add_argument("--models", default="slow.tflite,slow.onnx",
                         help="comma-separated fixture names or model paths (>= 1 ms models)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternation rounds (default 3)")
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="minimum duration of each profiler and LoadGen run (default 10)")
+    parser.add_argument("--rounds", type=int, default=20,
+                        help="ABBA rounds, each one profiler and one LoadGen block (default 20)")
+    parser.add_argument("--seconds", type=float, default=2.5,
+                        help="minimum duration of each block, both sides (default 2.5)")
     parser.add_argument("--min-queries", type=int, default=1000,
-                        help="LoadGen min_query_count and the profiler's --runs (default 1000)")
-    parser.add_argument("--warmup-seconds", type=float, default=1.0)
+                        help="LoadGen min_query_count and the profiler's --runs per block "
+                        "(default 1000)")
+    parser.add_argument("--warmup-seconds", type=float, default=0.5,
+                        help="warm-up before each block, both sides (default 0.5)")
     args = parser.parse_args(args_list)
     loop = LoopSettings(threads=threads_arg(args.threads), runs=args.min_queries,
                         min_seconds=args.seconds, warmup_seconds=args.warmup_seconds)
