@@ -128,12 +128,19 @@ class ModelCache:
                 self._save()
             return self._file(sha256, entry.format)
 
-    def check_fits(self, size_bytes: int) -> None:
-        """Raise CacheError when a model of this size can never fit the quota."""
+    def check_fits(self, size_bytes: int, *, reserved_bytes: int = 0) -> None:
+        """Raise CacheError when a model of this size cannot fit the quota beside
+        `reserved_bytes` that stay (partial downloads of other files)."""
         if size_bytes > self.quota_bytes:
             raise CacheError(
                 f"model of {size_bytes} bytes exceeds the cache quota of {self.quota_bytes} "
                 "bytes: raise --cache-quota-mb on the device"
+            )
+        if size_bytes + reserved_bytes > self.quota_bytes:
+            raise CacheError(
+                f"model of {size_bytes} bytes does not fit the cache quota of "
+                f"{self.quota_bytes} bytes beside {reserved_bytes} bytes of downloads in "
+                "progress: retry when they finish, or raise --cache-quota-mb on the device"
             )
 
     # -- pinning (models waiting to run are not evicted) ----------------------

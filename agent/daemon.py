@@ -17,7 +17,6 @@ import binascii
 import dataclasses
 import json
 import logging
-import queue
 import shutil
 import threading
 import time
@@ -61,6 +60,12 @@ QUIET_REQUEST_AFTER_S = 2.0
 """Ask for the missing chunks after this long without a new one."""
 MAX_REQUEST_BACKOFF_S = 15.0
 PROGRESS_EVERY_S = 0.5
+STALE_PARTIAL_S = 3600.0
+"""A partial download nobody is fetching, untouched this long, is deleted (at
+start-up and in the periodic prune); a younger one stays for a re-sent manifest."""
+STALE_TEMP_S = 600.0
+"""A temporary file of an interrupted atomic write older than this is deleted."""
+PRUNE_EVERY_S = 600.0
 # Settings that name files on the device: a remote job must not choose them. Data
 # files travel as attachments instead; the agent sets these to its cached copies.
 _LOCAL_ONLY_SETTINGS = ("inputs_path", "eval_path")
@@ -163,8 +168,10 @@ class Agent:
             client_id=f"edgeprof-agent-{self.device_id}",
             will_topic=topics.state(self.device_id),
             will_payload=will.to_bytes(),
+            control_topic=topics.job(self.device_id),
         )
         self.session.subscribe(topics.job(self.device_id))
+        self._prune_files(startup=True)
         self.runner: JobRunner[Job] = JobRunner(self._execute)
 
     @staticmethod
@@ -205,10 +212,7 @@ class Agent:
             if self._probe_done.is_set():
                 self._probe_done.clear()
                 self._publish_info()
-            try:
-                message: Inbound | None = self.session.inbox.get(timeout=0.2)
-            except queue.Empty:
-                message = None
+            message = self.session.next_message(timeout=0.2)
             if message is not None:
                 self._handle(message)
             self._tick()
@@ -220,6 +224,12 @@ class Agent:
         log.info("stopping: publishing offline state and disconnecting")
         for download in self._downloads.values():
             download.assembler.flush()
+        # Workers lead their own sessions: the agent's exit would not reach one.
+        from profiler.runner import kill_running_workers
+
+        killed = kill_running_workers()
+        if killed:
+            log.info("stopped %d profiling worker(s) mid-measurement", killed)
         self.runner.stop(timeout=0)
         offline = DeviceState(self.device_id, "offline", self.epoch, time.time())
         self.session.stop([(topics.state(self.device_id), offline.to_bytes())])
@@ -368,8 +378,14 @@ class Agent:
             return
         record = self.records.get(job_id)
         if record is not None and self.records.is_active(job_id):
+            # The host re-sends a manifest it heard nothing about for a while:
+            # answer with the job's current state (and download progress).
             log.info("job %s is already %s", job_id, record.state)
-            self._event(job_id, record.state)
+            downloading = self._active_job(job_id)
+            if record.state == "downloading" and downloading is not None:
+                self._job_progress(downloading)
+            else:
+                self._event(job_id, record.state)
             return
         if self.records.is_replay(job_id):
             self._event(
@@ -383,9 +399,14 @@ class Agent:
         if settings is None:
             return
         refs = manifest.blobs
+        own = {ref.sha256 for ref in refs}
         try:
             for ref in refs:
                 self.cache.check_fits(ref.size_bytes)
+            # Partial downloads take disk space too: they count against the quota.
+            held = self._make_partial_room(sum(r.size_bytes for r in refs), own)
+            for ref in refs:
+                self.cache.check_fits(ref.size_bytes, reserved_bytes=held)
         except CacheError as exc:
             what = Job(manifest, settings).describe(ref.sha256)
             self._reject(manifest, "too_large", f"{what}: {exc}")
@@ -418,6 +439,14 @@ class Agent:
             self._start_downloads(job)
         else:
             self._submit(job)
+
+    def _active_job(self, job_id: str) -> Job | None:
+        """The job of that id waiting for a download, if any."""
+        for download in self._downloads.values():
+            for job in download.jobs:
+                if job.manifest.job_id == job_id and not job.ended:
+                    return job
+        return None
 
     def _settings_of(self, manifest: JobManifest) -> ProfileSettings | None:
         chosen = [k for k in _LOCAL_ONLY_SETTINGS if manifest.settings.get(k) is not None]
@@ -614,9 +643,67 @@ class Agent:
                         )
             elif now >= download.next_request_at:
                 self._request_missing(download)
-        if now - self._last_prune > 3600:
+        if now - self._last_prune > PRUNE_EVERY_S:
             self._last_prune = now
             self.records.prune()
+            self._prune_files()
+
+    # -- disk hygiene --------------------------------------------------------
+    def _prune_files(self, *, startup: bool = False) -> None:
+        """Delete partial downloads nobody fetches that are stale, and the temporary
+        files of interrupted atomic writes (all of them at start-up: no write of
+        this process is under way yet)."""
+        now = time.time()
+        root = Path(self.settings.cache_dir)
+        for directory in (root, self.partial_dir, self.cache.directory, self.outbox.directory):
+            for path in _files(directory, ".*.tmp"):
+                if startup or _age(path, now) > STALE_TEMP_S:
+                    log.info("deleting stray temporary file %s", path.name)
+                    path.unlink(missing_ok=True)
+        for sha, files in self._partials().items():
+            if sha in self._downloads:
+                continue
+            if all(_age(f, now) > STALE_PARTIAL_S for f in files):
+                log.info("deleting the stale partial download of %s", sha[:12])
+                for f in files:
+                    f.unlink(missing_ok=True)
+
+    def _partials(self) -> dict[str, list[Path]]:
+        """The partial-download files on disk, by hash (.part and .state.json)."""
+        found: dict[str, list[Path]] = {}
+        for path in _files(self.partial_dir, "*"):
+            sha = path.name.split(".", 1)[0]
+            found.setdefault(sha, []).append(path)
+        return found
+
+    def _partial_bytes(self, exclude: set[str]) -> int:
+        """Bytes held in partial/ by downloads other than those of `exclude`."""
+        total = 0
+        for sha, files in self._partials().items():
+            if sha not in exclude:
+                total += sum(_size(f) for f in files)
+        return total
+
+    def _make_partial_room(self, needed: int, exclude: set[str]) -> int:
+        """Delete partial downloads nobody fetches (oldest first) until `needed`
+        bytes fit the quota beside the rest; returns the partial bytes that stay."""
+        held = self._partial_bytes(exclude)
+        if needed + held <= self.cache.quota_bytes:
+            return held
+        now = time.time()
+        idle = [
+            (min(_age(f, now) for f in files), sha, files)
+            for sha, files in self._partials().items()
+            if sha not in exclude and sha not in self._downloads
+        ]
+        for _age_s, sha, files in sorted(idle, reverse=True):
+            if needed + held <= self.cache.quota_bytes:
+                break
+            log.info("deleting the partial download of %s to make room", sha[:12])
+            for f in files:
+                held -= _size(f)
+                f.unlink(missing_ok=True)
+        return held
 
     # -- running -------------------------------------------------------------
     def _submit(self, job: Job) -> None:
@@ -705,6 +792,28 @@ class Agent:
         _name_attachments(document, manifest, data_paths)
         document.setdefault("schema", RESULT_SCHEMA)
         return document
+
+
+def _files(directory: Path, pattern: str) -> list[Path]:
+    try:
+        return [p for p in directory.glob(pattern) if p.is_file()]
+    except OSError:
+        return []
+
+
+def _age(path: Path, now: float) -> float:
+    """Seconds since the file was last written (0 when it is gone)."""
+    try:
+        return now - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _name_attachments(

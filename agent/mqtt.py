@@ -1,8 +1,12 @@
 """The agent's MQTT session on paho-mqtt 2.x.
 
-paho's network thread does no work here: callbacks only put incoming messages
-on a bounded queue (dropping, with a warning, when it is full — lost chunks
-are requested again) and remember that a (re)connect happened. Subscriptions
+paho's network thread does no work here: callbacks only queue incoming messages
+and remember that a (re)connect happened. Control messages (the device's own
+``dev/{id}/job`` topic: manifests, acks, collect requests) have their own queue,
+served first and never dropped in practice (bounded only by a generous count),
+so a chunk flood cannot drown a job; chunks go to a bounded inbox that drops
+when full (a lost chunk is requested again). Other agents' chunk requests,
+which share the ``blob/{sha}/+`` filter with the chunks, are discarded here. Subscriptions
 are (re)made in the connect callback, every time; the Last Will marks the
 device offline. Reconnects use paho's backoff (1 s doubling to 30 s).
 """
@@ -10,8 +14,8 @@ device offline. Reconnects use paho's backoff (1 s doubling to 30 s).
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +28,9 @@ from agent.config import AgentSettings
 log = logging.getLogger(__name__)
 
 INBOX_SIZE = 512
+"""Chunks waiting to be written; beyond this they are dropped (and requested again)."""
+CONTROL_QUEUE_SIZE = 10_000
+"""Control messages waiting; far more than a host ever sends to one device at once."""
 
 
 @dataclass(frozen=True)
@@ -44,10 +51,18 @@ class MqttSession:
         client_id: str,
         will_topic: str,
         will_payload: bytes,
+        control_topic: str,
         inbox_size: int = INBOX_SIZE,
+        control_size: int = CONTROL_QUEUE_SIZE,
     ) -> None:
         self.settings = settings
-        self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=inbox_size)
+        self.control_topic = control_topic
+        self._inbox: deque[Inbound] = deque()
+        self._inbox_size = inbox_size
+        self._control: deque[Inbound] = deque()
+        self._control_size = control_size
+        self._arrived = threading.Condition()
+        self._control_dropped = 0
         self._subscriptions: set[str] = set()
         self._lock = threading.Lock()
         self._connected = threading.Event()
@@ -111,14 +126,50 @@ class MqttSession:
             )
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        try:
-            self.inbox.put_nowait(Inbound(message.topic, bytes(message.payload)))
-        except queue.Full:
-            self._dropped += 1
-            if self._dropped % 100 == 1:
-                log.warning("inbox full: dropped %d message(s) so far", self._dropped)
+        topic = message.topic
+        if topic == self.control_topic:
+            with self._arrived:
+                if len(self._control) < self._control_size:
+                    self._control.append(Inbound(topic, bytes(message.payload)))
+                    self._arrived.notify()
+                    return
+            self._control_dropped += 1
+            log.error(
+                "!!! %d control messages waiting: dropped one (%d so far); the host "
+                "re-sends unanswered manifests !!!",
+                self._control_size,
+                self._control_dropped,
+            )
+            return
+        if topic.endswith("/request"):
+            return  # another agent asking the host for chunks: nothing for us
+        with self._arrived:
+            if len(self._inbox) < self._inbox_size:
+                self._inbox.append(Inbound(topic, bytes(message.payload)))
+                self._arrived.notify()
+                return
+        self._dropped += 1
+        if self._dropped % 100 == 1:
+            log.warning("chunk inbox full: dropped %d chunk(s) so far", self._dropped)
 
     # -- API for the agent's threads -----------------------------------------
+    def next_message(self, timeout: float) -> Inbound | None:
+        """The next message to handle — control messages before chunks — or None
+        after `timeout` seconds without any."""
+        with self._arrived:
+            if not (self._control or self._inbox):
+                self._arrived.wait(timeout)
+            if self._control:
+                return self._control.popleft()
+            if self._inbox:
+                return self._inbox.popleft()
+            return None
+
+    @property
+    def dropped_chunks(self) -> int:
+        """Chunks dropped because the inbox was full (they are requested again)."""
+        return self._dropped
+
     def start(self) -> None:
         """Connect in the background; paho retries until the broker answers."""
         self._client.connect_async(self.settings.host, self.settings.port, keepalive=30)

@@ -51,6 +51,13 @@ REPAIR_COALESCE_S = 0.15
 SUBSCRIBE_GRACE_S = 3.0
 """How long to wait for targets to start downloading before chunks go out anyway."""
 MANIFEST_MARGIN_S = 120.0
+RESEND_SILENT_S = 3.0
+"""A job not heard of for this long has its manifest sent again (the agent answers a
+repeated manifest with the job's current state, or re-sends its result): a manifest
+lost on the way — a device's dead connection the broker has not noticed yet, a
+flooded agent — then costs seconds, not the whole timeout."""
+RESEND_MAX_S = 30.0
+"""The silence before a re-send doubles after each one, up to this."""
 CONTROL_TTL_S = 3600.0
 """Validity of acks and collect requests."""
 
@@ -180,6 +187,42 @@ def _is_inventory(topic: str) -> bool:
     return topic.endswith("/state") or topic.endswith("/info")
 
 
+def sender_matches(topic: str, message: JobResult | JobEvent) -> bool:
+    """True when a result/event speaks for the device whose topic it came on.
+
+    A device may only publish under its own ``dev/{id}/`` subtree (the broker's
+    ACLs can enforce that), but the body names a device too, and the stored
+    document names one again: all must agree, or a device could file results
+    under another's name. A mismatch is logged and the message must be dropped
+    (never stored, never acknowledged).
+    """
+    try:
+        where = topics.parse(topic)
+    except ProtocolError:
+        where = None
+    claimed = {message.device_id}
+    if isinstance(message, JobResult):
+        device = message.result.get("device")
+        if isinstance(device, dict) and "id" in device:
+            claimed.add(device["id"])
+    if where is None or where.device_id is None or claimed != {where.device_id}:
+        logger.warning(
+            "dropping a %s on %s that claims to be from device(s) %s: a device may "
+            "only report for itself",
+            message.TYPE,
+            topic,
+            ", ".join(sorted(map(str, claimed))),
+        )
+        return False
+    job_ids = {message.job_id, where.job_id or message.job_id}
+    if isinstance(message, JobResult):
+        job_ids.add(message.result.get("job_id", message.job_id))
+    if len(job_ids) != 1:
+        logger.warning("dropping a %s on %s that names another job", message.TYPE, topic)
+        return False
+    return True
+
+
 # -- push ------------------------------------------------------------------------------
 
 
@@ -292,6 +335,11 @@ class Job:
     progress: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] | None = None
     epoch: int | None = None
+    heard_at: float = 0.0
+    """When (monotonic) the manifest was last sent or the device last said anything
+    about the job."""
+    resend_after: float = RESEND_SILENT_S
+    resends: int = 0
 
     @property
     def done(self) -> bool:
@@ -426,6 +474,7 @@ class Pusher:
 
     def send_manifest(self, job: Job) -> None:
         self.session.publish(topics.job(job.device_id), seal(job.manifest, self.key))
+        job.heard_at = time.monotonic()
         logger.debug("sent job %s (%s) to %s", job.job_id, job.model_name, job.device_id)
 
     def lacks(self, job: Job, sha256: str) -> bool:
@@ -453,6 +502,26 @@ class Pusher:
         )
         self.session.publish(topics.job(device_id), seal(ack, self.key))
 
+    def resend_silent(self) -> None:
+        """Send again the manifest of every unfinished job its (online) device has
+        said nothing about for a while; the wait doubles after each re-send."""
+        now = time.monotonic()
+        for job in self.jobs.values():
+            if job.done or now - job.heard_at < job.resend_after:
+                continue
+            device = self.fleet.devices.get(job.device_id)
+            if device is not None and device.status == "offline":
+                continue  # it gets the job again when it comes back (new epoch)
+            logger.info(
+                "no news of job %s from %s for %.0f s: re-sending its manifest",
+                job.job_id,
+                job.device_id,
+                now - job.heard_at,
+            )
+            job.resends += 1
+            job.resend_after = min(job.resend_after * 2, RESEND_MAX_S)
+            self.send_manifest(job)
+
     # -- receiving ---------------------------------------------------------------
     def handle(self, topic: str, payload: bytes) -> None:
         """Apply one received message to the push."""
@@ -466,6 +535,8 @@ class Pusher:
             message = parse_message(payload) if parsed.kind != "chunk" else None
         except ProtocolError as exc:
             logger.warning("ignoring bad message on %s: %s", topic, exc)
+            return
+        if isinstance(message, (JobResult, JobEvent)) and not sender_matches(topic, message):
             return
         if isinstance(message, JobResult):
             self._on_result(message)
@@ -499,12 +570,15 @@ class Pusher:
         job = self.jobs.get(event.job_id)
         if job is None or job.device_id != event.device_id or job.done:
             return
+        job.heard_at = time.monotonic()
         if event.state == "succeeded":
             # Done only when the result document is here (the agent publishes it first).
             return
+        if event.progress or event.state != job.state:
+            # (The answer to a re-sent manifest may carry no progress: keep the last.)
+            job.progress = dict(event.progress)
         job.state = event.state
         job.reason, job.code = event.reason, event.code
-        job.progress = dict(event.progress)
         self.on_update(job)
 
     def _on_result(self, message: JobResult) -> None:
@@ -563,6 +637,7 @@ class Pusher:
             if item is not None:
                 self.handle(*item)
             self.flush_repairs()
+            self.resend_silent()
 
     def waiting_for_subscription(self, sha: str) -> bool:
         return any(
@@ -702,7 +777,7 @@ def collect(
             except ProtocolError as exc:
                 logger.warning("ignoring bad result on %s: %s", topic, exc)
                 continue
-            if not isinstance(message, JobResult):
+            if not isinstance(message, JobResult) or not sender_matches(topic, message):
                 continue
             doc = dict(message.result)
             doc.setdefault("job_id", message.job_id)

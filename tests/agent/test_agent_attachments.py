@@ -21,6 +21,7 @@ from tests.support.broker import MosquittoBroker
 
 pytestmark = pytest.mark.broker
 
+
 def _npz(**arrays: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)  # type: ignore[arg-type]

@@ -1,0 +1,141 @@
+"""hostctl against a scripted device on a real Mosquitto: a manifest lost on the
+way is sent again, and a device cannot file results under another's name."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from profiler.models import demo_model
+from protocol import topics
+from protocol.messages import DeviceInfo, DeviceState, JobEvent, JobManifest, JobResult
+from protocol.signing import key_id, load_public_key, open_envelope, write_key_pair
+from tests.integration.fleet_support import Host, close_client
+from tests.support.broker import MosquittoBroker
+
+pytestmark = pytest.mark.broker
+
+
+def _doc(device: str, job_id: str, status: str = "ok") -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "schema": "edgeprof.result/1",
+        "status": status,
+        "job_id": job_id,
+        "label": None,
+        "device": {"id": device},
+        "model": {"name": "demo_cnn.onnx"},
+    }
+    if status == "ok":
+        doc["latency_ms"] = {"p50": 1.0, "p90": 1.0, "p99": 1.0, "mean": 1.0}
+    else:
+        doc["error"] = {"code": "runtime_error", "message": "forged failure"}
+    return doc
+
+
+class ScriptedDevice:
+    """A device that announces itself (with the model cached), drops the first
+    `drop` manifests it gets — as a dead connection would — and answers the next
+    with a forged result from another device's topic, then its own result."""
+
+    def __init__(self, port: int, device: str, public_key: Path, model_sha: str, drop: int):
+        self.device = device
+        self.trusted = {key_id(load_public_key(public_key)): load_public_key(public_key)}
+        self.drop = drop
+        self.manifests: list[str] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.client.subscribe(topics.job(device), qos=1)
+        now = time.time()
+        state = DeviceState(device, "online", 1, now)
+        info = DeviceInfo(device, {}, {}, [], None, [model_sha], "0.1.0", now)
+        self.client.publish(topics.state(device), state.to_bytes(), qos=1, retain=True)
+        self.client.publish(topics.info(device), info.to_bytes(), qos=1, retain=True)
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        opened = open_envelope(bytes(message.payload), self.trusted, now=time.time())
+        manifest = opened.message
+        if not isinstance(manifest, JobManifest):
+            return
+        with self.lock:
+            self.manifests.append(manifest.job_id)
+            if len(self.manifests) <= self.drop:
+                return  # lost
+        job_id = manifest.job_id
+        event = JobEvent(self.device, job_id, "accepted", time.time())
+        client.publish(topics.job_event(self.device, job_id), event.to_bytes(), qos=1)
+        # Another device speaks for this one: must be dropped, or the job "fails".
+        forged = JobResult(self.device, job_id, _doc(self.device, job_id, "error"))
+        client.publish(topics.job_result("intruder-1", job_id), forged.to_bytes(), qos=1)
+        real = JobResult(self.device, job_id, _doc(self.device, job_id))
+        client.publish(topics.job_result(self.device, job_id), real.to_bytes(), qos=1)
+
+    def close(self) -> None:
+        for topic in (topics.state(self.device), topics.info(self.device)):
+            self.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        close_client(self.client)
+
+
+def test_a_lost_manifest_is_sent_again_and_forged_results_are_dropped(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    key, pub = write_key_pair(tmp_path / "keys")
+    host = Host(mosquitto.url, key, tmp_path / "results.sqlite")
+    model = demo_model("onnx")
+    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    device = f"ghost-{uuid.uuid4().hex[:6]}"
+    ghost = ScriptedDevice(mosquitto.port, device, pub, sha, drop=1)
+    try:
+        done = host.run("push", str(model), "--device", device, "--timeout", "30", "--json")
+        assert done.returncode == 0, done.stderr
+        results = json.loads(done.stdout)
+        assert [r["status"] for r in results] == ["ok"]
+        # Sent once, lost, sent again with the same job id.
+        assert len(ghost.manifests) >= 2 and len(set(ghost.manifests)) == 1
+        stored = host.run("results", "--no-collect", "--json")
+        assert [r["status"] for r in json.loads(stored.stdout)] == ["ok"]
+    finally:
+        ghost.close()
+
+
+def test_collect_drops_a_result_published_for_another_device(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    key, _pub = write_key_pair(tmp_path / "keys")
+    host = Host(mosquitto.url, key, tmp_path / "results.sqlite")
+    collecting = host.popen("collect", "--wait", "4")
+    time.sleep(2.5)  # collect has subscribed (its session is persistent anyway)
+    evil = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    evil.connect("127.0.0.1", mosquitto.port)
+    evil.loop_start()
+    try:
+        victim = f"victim-{uuid.uuid4().hex[:6]}"
+        forgeries = [
+            # The topic names the sender; the body names the victim.
+            ("evil-a", JobResult(victim, "forged0001", _doc(victim, "forged0001"))),
+            # Topic and message agree; the document names the victim.
+            ("evil-a", JobResult("evil-a", "forged0002", _doc(victim, "forged0002"))),
+        ]
+        for sender, message in forgeries:
+            topic = topics.job_result(sender, message.job_id)
+            evil.publish(topic, message.to_bytes(), qos=1).wait_for_publish(5)
+        honest = JobResult("evil-a", "honest0003", _doc("evil-a", "honest0003"))
+        evil.publish(topics.job_result("evil-a", "honest0003"), honest.to_bytes(), qos=1)
+        _out, err = collecting.communicate(timeout=60)
+        assert collecting.returncode == 0, err
+    finally:
+        close_client(evil)
+    stored = host.run("results", "--no-collect", "--json")
+    docs = json.loads(stored.stdout)
+    assert [(d["job_id"], d["device"]["id"]) for d in docs] == [("honest0003", "evil-a")]
