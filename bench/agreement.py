@@ -107,8 +107,9 @@ def parse_loadgen_percentiles(outdir: Path) -> dict[str, float]:
     return found
 
 
-def median_ci(values: Sequence[float], confidence: float = CONFIDENCE
-              ) -> tuple[float, float, float] | None:
+def median_ci(
+    values: Sequence[float], confidence: float = CONFIDENCE
+) -> tuple[float, float, float] | None:
     """Distribution-free CI of the median: (low, high, actual coverage), or None.
 
     The interval between the k-th smallest and k-th largest value covers the
@@ -141,8 +142,12 @@ def _profiler_backend_call(model: str, loop: LoopSettings) -> Callable[[], None]
     settings = loop.profile_settings()
     backend = create_backend(detect_format(model), settings)
     backend.load(model)
-    prepared = prepare_inputs(backend.input_specs(), shapes=settings.shapes,
-                              inputs_path=settings.inputs_path, seed=settings.seed)
+    prepared = prepare_inputs(
+        backend.input_specs(),
+        shapes=settings.shapes,
+        inputs_path=settings.inputs_path,
+        seed=settings.seed,
+    )
     backend.prepare(prepared.shapes)
     backend.bind(prepared.arrays)
     invoke: Callable[[], None] = backend.invoke
@@ -168,6 +173,7 @@ def loadgen_child_main() -> int:
     request = json.loads(sys.stdin.read())
     loop = LoopSettings(**request["loop"])
     if request["model"] == NULL_MODEL:
+
         def invoke() -> None:
             return None
     else:
@@ -225,31 +231,38 @@ def loadgen_child_main() -> int:
 # --------------------------------------------------------------------------- parent side
 
 
-def run_loadgen(model: Path | str, loop: LoopSettings, min_queries: int, expected_ms: float
-                ) -> dict[str, Any]:
+def run_loadgen(
+    model: Path | str, loop: LoopSettings, min_queries: int, expected_ms: float
+) -> dict[str, Any]:
     """One LoadGen SingleStream run in a child process: its percentiles (ms) and the SUT's."""
     import os
 
     with tempfile.TemporaryDirectory(prefix="edgeprof-loadgen-") as outdir:
         request = {
-            "model": str(model), "loop": asdict(loop), "outdir": outdir,
-            "min_queries": min_queries, "min_duration_ms": int(loop.min_seconds * 1000),
+            "model": str(model),
+            "loop": asdict(loop),
+            "outdir": outdir,
+            "min_queries": min_queries,
+            "min_duration_ms": int(loop.min_seconds * 1000),
             "expected_latency_ns": max(1, int(expected_ms * 1e6)),
         }
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p
-        )
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
         proc = subprocess.run(
             [sys.executable, "-m", "bench.agreement", "--loadgen-child"],
-            input=json.dumps(request).encode(), capture_output=True, env=env,
-            timeout=120 + 4 * loop.min_seconds, check=False,
+            input=json.dumps(request).encode(),
+            capture_output=True,
+            env=env,
+            timeout=120 + 4 * loop.min_seconds,
+            check=False,
         )
         if proc.returncode != 0:
             tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
             hint = " (pip install -e '.[bench]')" if "mlperf_loadgen" in " ".join(tail) else ""
-            raise BenchError(f"LoadGen run on {Path(str(model)).name} failed "
-                             f"(exit {proc.returncode}){hint}: {' | '.join(tail)}")
+            raise BenchError(
+                f"LoadGen run on {Path(str(model)).name} failed "
+                f"(exit {proc.returncode}){hint}: {' | '.join(tail)}"
+            )
         pct = parse_loadgen_percentiles(Path(outdir))
         found: dict[str, Any] = {"p50_ms": pct.get("50.00"), "p90_ms": pct["90.00"]}
         inner = array.array("q")
@@ -287,8 +300,7 @@ def judge(ratio: float, ci: Sequence[float] | None) -> tuple[str, str]:
     return verdict, "CI straddles the ±5 % boundary (not resolved)"
 
 
-def measure_model(model: Path, loop: LoopSettings, rounds: int, min_queries: int
-                  ) -> dict[str, Any]:
+def measure_model(model: Path, loop: LoopSettings, rounds: int, min_queries: int) -> dict[str, Any]:
     """Alternate short profiler and LoadGen blocks on one model; the per-round p90 ratios."""
     prof_runs: list[dict[str, Any]] = []
     lg_runs: list[dict[str, Any]] = []
@@ -299,26 +311,35 @@ def measure_model(model: Path, loop: LoopSettings, rounds: int, min_queries: int
         if label == PROFILER:
             stats = run_profiler(model, loop)["latency_ms"]
             expected_ms = stats["p50"]
-            prof_runs.append({"p50_ms": stats["p50"], "p90_ms": stats["p90"],
-                              "n": stats["n"], "load_avg": load})
+            prof_runs.append(
+                {"p50_ms": stats["p50"], "p90_ms": stats["p90"], "n": stats["n"], "load_avg": load}
+            )
         else:
             run = run_loadgen(model, loop, min_queries, expected_ms)
             run["load_avg"] = load
             lg_runs.append(run)
         if len(prof_runs) == len(lg_runs):
             p, g = prof_runs[-1], lg_runs[-1]
-            progress(f"{model.name}: round {len(lg_runs)}/{rounds}: p90 profiler "
-                     f"{p['p90_ms']:.3f} / LoadGen {g['p90_ms']:.3f} ms = "
-                     f"{p['p90_ms'] / g['p90_ms']:.4f}")
+            progress(
+                f"{model.name}: round {len(lg_runs)}/{rounds}: p90 profiler "
+                f"{p['p90_ms']:.3f} / LoadGen {g['p90_ms']:.3f} ms = "
+                f"{p['p90_ms'] / g['p90_ms']:.4f}"
+            )
     ratios = [p["p90_ms"] / g["p90_ms"] for p, g in zip(prof_runs, lg_runs, strict=True)]
-    p50_ratios = [p["p50_ms"] / g["p50_ms"] for p, g in zip(prof_runs, lg_runs, strict=True)
-                  if g.get("p50_ms")]
+    p50_ratios = [
+        p["p50_ms"] / g["p50_ms"]
+        for p, g in zip(prof_runs, lg_runs, strict=True)
+        if g.get("p50_ms")
+    ]
     same = [g["inner_p90_ms"] / g["p90_ms"] for g in lg_runs if g.get("inner_p90_ms")]
     # The profiler's p90 against the SUT's own perf_counter_ns p90 of the adjacent
     # LoadGen block: both time backend.invoke() alone, so this is the model call
     # under LoadGen vs under the profiler, without LoadGen's per-query cost.
-    call = [p["p90_ms"] / g["inner_p90_ms"] for p, g in zip(prof_runs, lg_runs, strict=True)
-            if g.get("inner_p90_ms")]
+    call = [
+        p["p90_ms"] / g["inner_p90_ms"]
+        for p, g in zip(prof_runs, lg_runs, strict=True)
+        if g.get("inner_p90_ms")
+    ]
     summary = _spread(ratios)
     verdict, resolution = judge(summary["median"], summary["ci95"])
     return {
@@ -326,8 +347,9 @@ def measure_model(model: Path, loop: LoopSettings, rounds: int, min_queries: int
         "profiler_p90_ms": median([r["p90_ms"] for r in prof_runs]),
         "loadgen_p90_ms": median([r["p90_ms"] for r in lg_runs]),
         "profiler_p50_ms": median([r["p50_ms"] for r in prof_runs]),
-        "loadgen_p50_ms": median([r["p50_ms"] for r in lg_runs if r["p50_ms"] is not None]
-                                 or [float("nan")]),
+        "loadgen_p50_ms": median(
+            [r["p50_ms"] for r in lg_runs if r["p50_ms"] is not None] or [float("nan")]
+        ),
         "ratios": ratios,
         "ratio": summary["median"],
         "ratio_ci95": summary["ci95"],
@@ -350,21 +372,28 @@ def loadgen_floor(loop: LoopSettings, min_queries: int) -> dict[str, Any]:
     """LoadGen with an SUT that calls nothing: its own per-query latency (µs)."""
     progress("LoadGen with an empty SUT (its own per-query cost)")
     run = run_loadgen(NULL_MODEL, replace(loop, min_seconds=1.0), min_queries, 0.001)
-    return {"p50_us": run["p50_ms"] * 1e3 if run["p50_ms"] is not None else None,
-            "p90_us": run["p90_ms"] * 1e3, "n": run.get("n"),
-            "cpu_per_wall": run["cpu_per_wall"]}
+    return {
+        "p50_us": run["p50_ms"] * 1e3 if run["p50_ms"] is not None else None,
+        "p90_us": run["p90_ms"] * 1e3,
+        "n": run.get("n"),
+        "cpu_per_wall": run["cpu_per_wall"],
+    }
 
 
-def run(models: Sequence[str], loop: LoopSettings, rounds: int, min_queries: int,
-        argv: Sequence[str] | None) -> dict[str, Any]:
+def run(
+    models: Sequence[str],
+    loop: LoopSettings,
+    rounds: int,
+    min_queries: int,
+    argv: Sequence[str] | None,
+) -> dict[str, Any]:
     """The whole agreement benchmark as a report dict."""
     before = machine_info()
     results = []
     floor = loadgen_floor(loop, min_queries)
     with fixture_models() as fixtures:
         for name in models:
-            results.append(measure_model(resolve_model(name, fixtures), loop, rounds,
-                                         min_queries))
+            results.append(measure_model(resolve_model(name, fixtures), loop, rounds, min_queries))
     after = machine_info()
     return {
         "benchmark": "agreement",
@@ -372,9 +401,14 @@ def run(models: Sequence[str], loop: LoopSettings, rounds: int, min_queries: int
         "machine_before": before,
         "machine_after": after,
         "cpu_usage": cpu_usage_between(before, after),
-        "settings": {**asdict(loop), "rounds": rounds, "loadgen_min_queries": min_queries,
-                     "loadgen_min_duration_s": loop.min_seconds,
-                     "loadgen_scenario": "SingleStream", "confidence": CONFIDENCE},
+        "settings": {
+            **asdict(loop),
+            "rounds": rounds,
+            "loadgen_min_queries": min_queries,
+            "loadgen_min_duration_s": loop.min_seconds,
+            "loadgen_scenario": "SingleStream",
+            "confidence": CONFIDENCE,
+        },
         "target": {"tolerance_pct": TOLERANCE * 100},
         "loadgen_floor": floor,
         "models": results,
@@ -408,19 +442,28 @@ def render(report: Mapping[str, Any]) -> str:
             f"{m['ratio']:>7.4f} {_ci_text({'ci95': m['ratio_ci95']}):>18}  "
             f"±{report['target']['tolerance_pct']:g} %   {m['verdict']} ({m['resolution']})"
         )
-        lines.append(f"  {'':<13} per-round p90 ratios: "
-                     + ", ".join(f"{r:.3f}" for r in m["ratios"]))
-        lines.append(f"  {'':<13} p50 ratio {m['p50_ratio']['median']:.4f} "
-                     f"CI {_ci_text(m['p50_ratio'])}; p50s {m['profiler_p50_ms']:.3f} / "
-                     f"{m['loadgen_p50_ms']:.3f} ms")
+        lines.append(
+            f"  {'':<13} per-round p90 ratios: " + ", ".join(f"{r:.3f}" for r in m["ratios"])
+        )
+        lines.append(
+            f"  {'':<13} p50 ratio {m['p50_ratio']['median']:.4f} "
+            f"CI {_ci_text(m['p50_ratio'])}; p50s {m['profiler_p50_ms']:.3f} / "
+            f"{m['loadgen_p50_ms']:.3f} ms"
+        )
         if m.get("same_queries_ratio"):
             s, c = m["same_queries_ratio"], m["model_call_ratio"]
-            lines.append(f"  {'':<13} same queries (SUT's perf_counter_ns p90 / LoadGen p90): "
-                         f"{s['median']:.4f} CI {_ci_text(s)}")
-            lines.append(f"  {'':<13} model call (profiler p90 / SUT's perf_counter_ns p90): "
-                         f"{c['median']:.4f} CI {_ci_text(c)}")
-        lines.append(f"  {'':<13} LoadGen child CPU/wall {m['loadgen_cpu_per_wall']:.3f}, "
-                     f"{m['seconds']:.0f} s")
+            lines.append(
+                f"  {'':<13} same queries (SUT's perf_counter_ns p90 / LoadGen p90): "
+                f"{s['median']:.4f} CI {_ci_text(s)}"
+            )
+            lines.append(
+                f"  {'':<13} model call (profiler p90 / SUT's perf_counter_ns p90): "
+                f"{c['median']:.4f} CI {_ci_text(c)}"
+            )
+        lines.append(
+            f"  {'':<13} LoadGen child CPU/wall {m['loadgen_cpu_per_wall']:.3f}, "
+            f"{m['seconds']:.0f} s"
+        )
     return "\n".join(lines)
 
 
@@ -429,26 +472,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list == ["--loadgen-child"]:
         return loadgen_child_main()
-    parser = argparse.ArgumentParser(prog="python -m bench.agreement", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.agreement",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_common_args(parser)
-    parser.add_argument("--models", default="slow.tflite,slow.onnx",
-                        help="comma-separated fixture names or model paths (>= 1 ms models)")
-    parser.add_argument("--rounds", type=int, default=20,
-                        help="ABBA rounds, each one profiler and one LoadGen block (default 20)")
-    parser.add_argument("--seconds", type=float, default=2.5,
-                        help="minimum duration of each block, both sides (default 2.5)")
-    parser.add_argument("--min-queries", type=int, default=1000,
-                        help="LoadGen min_query_count and the profiler's --runs per block "
-                        "(default 1000)")
-    parser.add_argument("--warmup-seconds", type=float, default=0.5,
-                        help="warm-up before each block, both sides (default 0.5)")
+    parser.add_argument(
+        "--models",
+        default="slow.tflite,slow.onnx",
+        help="comma-separated fixture names or model paths (>= 1 ms models)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=20,
+        help="ABBA rounds, each one profiler and one LoadGen block (default 20)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=2.5,
+        help="minimum duration of each block, both sides (default 2.5)",
+    )
+    parser.add_argument(
+        "--min-queries",
+        type=int,
+        default=1000,
+        help="LoadGen min_query_count and the profiler's --runs per block (default 1000)",
+    )
+    parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=0.5,
+        help="warm-up before each block, both sides (default 0.5)",
+    )
     args = parser.parse_args(args_list)
-    loop = LoopSettings(threads=threads_arg(args.threads), runs=args.min_queries,
-                        min_seconds=args.seconds, warmup_seconds=args.warmup_seconds)
+    loop = LoopSettings(
+        threads=threads_arg(args.threads),
+        runs=args.min_queries,
+        min_seconds=args.seconds,
+        warmup_seconds=args.warmup_seconds,
+    )
     try:
-        report = run([m for m in args.models.split(",") if m], loop, args.rounds,
-                     args.min_queries, argv)
+        report = run(
+            [m for m in args.models.split(",") if m], loop, args.rounds, args.min_queries, argv
+        )
     except BenchError as exc:
         progress(f"error: {exc}")
         return 1

@@ -104,8 +104,10 @@ def cpu_usage_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> di
     if total <= 0:
         return {"busy_pct": None, "steal_pct": None}
     idle = delta[3] + delta[4]
-    return {"busy_pct": round((total - idle) / total * 100, 1),
-            "steal_pct": round(delta[7] / total * 100, 1) if len(delta) > 7 else None}
+    return {
+        "busy_pct": round((total - idle) / total * 100, 1),
+        "steal_pct": round(delta[7] / total * 100, 1) if len(delta) > 7 else None,
+    }
 
 
 def machine_info() -> dict[str, Any]:
@@ -133,8 +135,10 @@ def usage_line(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
     usage = cpu_usage_between(before, after)
     if usage["busy_pct"] is None:
         return "CPU usage during the run: n/a"
-    return (f"CPU busy {usage['busy_pct']} % (steal {usage['steal_pct']} %) of "
-            f"{after.get('nproc')} CPUs during the run, this benchmark included")
+    return (
+        f"CPU busy {usage['busy_pct']} % (steal {usage['steal_pct']} %) of "
+        f"{after.get('nproc')} CPUs during the run, this benchmark included"
+    )
 
 
 def machine_line(info: Mapping[str, Any]) -> str:
@@ -269,8 +273,7 @@ def run_bare(
     """Time ``model`` in a bare child-process loop; returns the steady-state samples (ns)."""
     with tempfile.TemporaryDirectory(prefix="edgeprof-bare-") as tmp:
         out = Path(tmp) / "samples.bin"
-        request = {"model": str(model), "loop": asdict(loop), "ort_mode": ort_mode,
-                   "out": str(out)}
+        request = {"model": str(model), "loop": asdict(loop), "ort_mode": ort_mode, "out": str(out)}
         proc = subprocess.run(
             [sys.executable, "-m", "bench.common", "--bare"],
             input=json.dumps(request).encode(),
@@ -281,8 +284,10 @@ def run_bare(
         )
         if proc.returncode != 0 or not out.exists():
             tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
-            raise BenchError(f"bare loop on {Path(model).name} failed "
-                             f"(exit {proc.returncode}): {' | '.join(tail)}")
+            raise BenchError(
+                f"bare loop on {Path(model).name} failed "
+                f"(exit {proc.returncode}): {' | '.join(tail)}"
+            )
         samples = array.array("q")
         samples.frombytes(out.read_bytes())
         return samples.tolist()
@@ -335,8 +340,7 @@ def _bare_call(model: str, loop: LoopSettings, ort_mode: str) -> Callable[[], An
     options.log_severity_level = 3
     if loop.threads is not None:
         options.intra_op_num_threads = loop.threads
-    session = ort.InferenceSession(model, sess_options=options,
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
     feed = {
         i.name: rng.standard_normal(size=tuple(i.shape), dtype=np.float32)
         for i in session.get_inputs()
@@ -396,7 +400,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     """--json and --threads, shared by every benchmark."""
     parser.add_argument("--json", action="store_true", help="print the report as JSON only")
     parser.add_argument(
-        "--threads", type=int, default=1,
+        "--threads",
+        type=int,
+        default=1,
         help="intra-op threads for profiler and reference alike (0: runtime default; default 1)",
     )
 
@@ -412,7 +418,9 @@ def command_line(module: str, argv: Sequence[str] | None) -> str:
     return " ".join([".venv/bin/python", "-m", module, *args])
 
 
-def emit(report: Mapping[str, Any], as_json: bool, render: Callable[[Mapping[str, Any]], str]) -> None:
+def emit(
+    report: Mapping[str, Any], as_json: bool, render: Callable[[Mapping[str, Any]], str]
+) -> None:
     """Write the report to stdout: JSON, or the human rendering."""
     text = json.dumps(report, indent=2) if as_json else render(report)
     sys.stdout.write(text + "\n")

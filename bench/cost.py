@@ -54,12 +54,15 @@ from bench.common import (
 
 def _wall(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> tuple[float, bytes]:
     t0 = time.perf_counter()
-    proc = subprocess.run(list(argv), capture_output=True, env=dict(env) if env else None,
-                          cwd=REPO_ROOT, check=False)
+    proc = subprocess.run(
+        list(argv), capture_output=True, env=dict(env) if env else None, cwd=REPO_ROOT, check=False
+    )
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-2:]
-        raise BenchError(f"{' '.join(argv[:3])} failed (exit {proc.returncode}): {' | '.join(tail)}")
+        raise BenchError(
+            f"{' '.join(argv[:3])} failed (exit {proc.returncode}): {' | '.join(tail)}"
+        )
     return elapsed, proc.stdout
 
 
@@ -231,7 +234,8 @@ def instrumented_profile(model: Path) -> dict[str, Any]:
         "tail_parts_s": tail_parts,
         "json_dumps_s": json_s,
         "phases_reported": {
-            "load_ms": phases.get("load_ms"), "allocate_ms": phases.get("allocate_ms"),
+            "load_ms": phases.get("load_ms"),
+            "allocate_ms": phases.get("allocate_ms"),
             "warmup_s": (phases.get("warmup") or {}).get("seconds"),
             "warmup_runs": (phases.get("warmup") or {}).get("runs"),
             "steady_s": steady.get("seconds"),
@@ -292,7 +296,9 @@ def render(report: Mapping[str, Any]) -> str:
     def row(name: str, seconds: float | None, indent: int = 2) -> str:
         if seconds is None:
             return f"{' ' * indent}{name:<{68 - indent}} {'n/a':>8}"
-        return f"{' ' * indent}{name:<{68 - indent}} {seconds:>7.3f} s {seconds / total * 100:>5.1f} %"
+        return (
+            f"{' ' * indent}{name:<{68 - indent}} {seconds:>7.3f} s {seconds / total * 100:>5.1f} %"
+        )
 
     lines = [
         f"Cost: `hostctl profile {report['model']} --json` with defaults",
@@ -300,7 +306,8 @@ def render(report: Mapping[str, Any]) -> str:
         f"  after:  {machine_line(report['machine_after'])}",
         f"  {usage_line(report['machine_before'], report['machine_after'])}",
         f"  total wall time: {total:.3f} s (runs: "
-        + ", ".join(f"{t:.3f}" for t in report["totals_s"]) + ")",
+        + ", ".join(f"{t:.3f}" for t in report["totals_s"])
+        + ")",
         f"  steady-state runs: {steady['steady_runs']}, recorded {inst['n']} "
         f"(stride {steady['steady_record_stride']}); the steady phase is "
         f"{report['measured_fraction'] * 100:.1f} % of the total",
@@ -315,20 +322,26 @@ def render(report: Mapping[str, Any]) -> str:
     lines.append(row("rest (CLI parsing + JSON output + run-to-run)", report["rest_s"]))
     memory = inst["memory_mb"] or {}
     lines.append(f"  (json.dumps of the result alone: {inst['json_dumps_s']:.3f} s)")
-    lines.append(f"  worker memory, MiB: peak {memory.get('peak_rss')} "
-                 f"({memory.get('peak_rss_source')}), after the first inference "
-                 f"{memory.get('rss_after_first_inference')}, at the end {memory.get('rss_end')}")
+    lines.append(
+        f"  worker memory, MiB: peak {memory.get('peak_rss')} "
+        f"({memory.get('peak_rss_source')}), after the first inference "
+        f"{memory.get('rss_after_first_inference')}, at the end {memory.get('rss_end')}"
+    )
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bench.cost``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.cost", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.cost",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON only")
     parser.add_argument("--model", default="tiny.tflite", help="fixture name or model path")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="runs of the hostctl command (default 1)")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of the hostctl command (default 1)"
+    )
     args = parser.parse_args(argv)
     try:
         report = run(args.model, args.repeats, argv)

@@ -71,8 +71,12 @@ def _one_run(label: str, model: Path, loop: LoopSettings) -> dict[str, Any]:
     if label == PROFILER:
         result = run_profiler(model, loop)
         stats = result["latency_ms"]
-        return {"p50_ms": stats["p50"], "n": stats["n"], "load_avg": load,
-                "runtime": result.get("runtime")}
+        return {
+            "p50_ms": stats["p50"],
+            "n": stats["n"],
+            "load_avg": load,
+            "runtime": result.get("runtime"),
+        }
     ort_mode = "iobinding" if label == BARE else "run"
     samples = run_bare(model, loop, ort_mode=ort_mode)
     return {"p50_ms": quantile_ms(samples, 0.5), "n": len(samples), "load_avg": load}
@@ -115,8 +119,9 @@ def measure_model(model: Path, loop: LoopSettings, rounds: int) -> dict[str, Any
     return summary
 
 
-def run(models: Sequence[str], loop: LoopSettings, rounds: int, argv: Sequence[str] | None
-        ) -> dict[str, Any]:
+def run(
+    models: Sequence[str], loop: LoopSettings, rounds: int, argv: Sequence[str] | None
+) -> dict[str, Any]:
     """The whole overhead benchmark as a report dict."""
     before = machine_info()
     results = []
@@ -129,8 +134,11 @@ def run(models: Sequence[str], loop: LoopSettings, rounds: int, argv: Sequence[s
         "machine_before": before,
         "machine_after": machine_info(),
         "settings": {**asdict(loop), "rounds": rounds},
-        "targets": {"ratio_max": RATIO_TARGET, "added_us_max": ADDED_US_TARGET,
-                    "ratio_applies_from_ms": SLOW_MODEL_MS},
+        "targets": {
+            "ratio_max": RATIO_TARGET,
+            "added_us_max": ADDED_US_TARGET,
+            "ratio_applies_from_ms": SLOW_MODEL_MS,
+        },
         "models": results,
     }
 
@@ -148,8 +156,9 @@ def render(report: Mapping[str, Any]) -> str:
         f"  {'target':<16} verdict",
     ]
     for m in report["models"]:
-        target = (f"ratio <= {m['target']}" if m["judged_by"] == "ratio"
-                  else f"<= {m['target']:g} us")
+        target = (
+            f"ratio <= {m['target']}" if m["judged_by"] == "ratio" else f"<= {m['target']:g} us"
+        )
         lines.append(
             f"  {m['model']:<13} {m['profiler_p50_ms'] * 1000:>10.2f} us "
             f"{m['bare_p50_ms'] * 1000:>8.2f} us {m['ratio_vs_bare']:>7.4f} "
@@ -169,18 +178,28 @@ def render(report: Mapping[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bench.overhead``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.overhead",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_common_args(parser)
-    parser.add_argument("--models", default=",".join(MODEL_NAMES),
-                        help="comma-separated fixture names or model paths")
+    parser.add_argument(
+        "--models",
+        default=",".join(MODEL_NAMES),
+        help="comma-separated fixture names or model paths",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="alternation rounds (default 5)")
-    parser.add_argument("--seconds", type=float, default=1.0,
-                        help="steady-state seconds of every run (default 1)")
+    parser.add_argument(
+        "--seconds", type=float, default=1.0, help="steady-state seconds of every run (default 1)"
+    )
     parser.add_argument("--warmup-seconds", type=float, default=0.5)
     args = parser.parse_args(argv)
-    loop = LoopSettings(threads=threads_arg(args.threads), min_seconds=args.seconds,
-                        warmup_seconds=args.warmup_seconds)
+    loop = LoopSettings(
+        threads=threads_arg(args.threads),
+        min_seconds=args.seconds,
+        warmup_seconds=args.warmup_seconds,
+    )
     try:
         report = run([m for m in args.models.split(",") if m], loop, args.rounds, argv)
     except BenchError as exc:

@@ -49,8 +49,18 @@ from bench.fleet_common import (
 
 DEVICE = "bench-loop"
 TARGET_S = 3.0
-TINY_FLAGS = ["--runs", "5", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0",
-              "--max-seconds", "5"]
+TINY_FLAGS = [
+    "--runs",
+    "5",
+    "--warmup",
+    "1",
+    "--warmup-seconds",
+    "0",
+    "--min-seconds",
+    "0",
+    "--max-seconds",
+    "5",
+]
 HOST_IMPORTS = (
     "import hostctl.cli, hostctl.cmd_push, hostctl.fleet, hostctl.mqtt, hostctl.store, "
     "hostctl.keys, hostctl.render, protocol.signing, paho.mqtt.client, rich.progress"

@@ -45,11 +45,17 @@ def measure_model(model: Path, loop: LoopSettings, repeats: int) -> dict[str, An
         load = load_avg()
         result = run_profiler(model, loop)
         stats = result["latency_ms"]
-        runs.append({
-            "p50_ms": stats["p50"], "ci95_p50": stats["ci95_p50"], "p90_ms": stats["p90"],
-            "n": stats["n"], "cov_robust": stats.get("cov_robust"),
-            "flags": result.get("flags"), "load_avg": load,
-        })
+        runs.append(
+            {
+                "p50_ms": stats["p50"],
+                "ci95_p50": stats["ci95_p50"],
+                "p90_ms": stats["p90"],
+                "n": stats["n"],
+                "cov_robust": stats.get("cov_robust"),
+                "flags": result.get("flags"),
+                "load_avg": load,
+            }
+        )
     p50s = [r["p50_ms"] for r in runs]
     mid = median(p50s)
     return {
@@ -62,8 +68,9 @@ def measure_model(model: Path, loop: LoopSettings, repeats: int) -> dict[str, An
     }
 
 
-def run(models: Sequence[str], loop: LoopSettings, repeats: int, argv: Sequence[str] | None
-        ) -> dict[str, Any]:
+def run(
+    models: Sequence[str], loop: LoopSettings, repeats: int, argv: Sequence[str] | None
+) -> dict[str, Any]:
     """The whole repeatability benchmark as a report dict."""
     before = machine_info()
     results = []
@@ -92,34 +99,55 @@ def render(report: Mapping[str, Any]) -> str:
         "",
     ]
     for m in report["models"]:
-        lines.append(f"  {m['model']}: spread {m['spread_pct']:.2f} % of median p50 "
-                     f"{m['median_p50_ms']:.4f} ms")
+        lines.append(
+            f"  {m['model']}: spread {m['spread_pct']:.2f} % of median p50 "
+            f"{m['median_p50_ms']:.4f} ms"
+        )
         for r in m["runs"]:
             ci = r["ci95_p50"]
             ci_text = f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "n/a"
             load = "/".join(f"{x:.2f}" for x in r["load_avg"]) if r["load_avg"] else "n/a"
-            lines.append(f"    p50 {r['p50_ms']:.4f} ms  CI95 {ci_text}  n={r['n']}  "
-                         f"load {load}  flags {r['flags']}")
+            lines.append(
+                f"    p50 {r['p50_ms']:.4f} ms  CI95 {ci_text}  n={r['n']}  "
+                f"load {load}  flags {r['flags']}"
+            )
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bench.repeatability``."""
-    parser = argparse.ArgumentParser(prog="python -m bench.repeatability", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.repeatability",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_common_args(parser)
-    parser.add_argument("--models", default="slow.tflite,slow.onnx",
-                        help="comma-separated fixture names or model paths")
+    parser.add_argument(
+        "--models",
+        default="slow.tflite,slow.onnx",
+        help="comma-separated fixture names or model paths",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="profiles per model (default 5)")
-    parser.add_argument("--seconds", type=float, default=5.0,
-                        help="steady-state seconds per profile (default 5, the profiler's)")
-    parser.add_argument("--warmup-seconds", type=float, default=1.0,
-                        help="warm-up seconds per profile (default 1, the profiler's)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=5.0,
+        help="steady-state seconds per profile (default 5, the profiler's)",
+    )
+    parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=1.0,
+        help="warm-up seconds per profile (default 1, the profiler's)",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 2:
         parser.error("--repeats must be at least 2")
-    loop = LoopSettings(threads=threads_arg(args.threads), min_seconds=args.seconds,
-                        warmup_seconds=args.warmup_seconds)
+    loop = LoopSettings(
+        threads=threads_arg(args.threads),
+        min_seconds=args.seconds,
+        warmup_seconds=args.warmup_seconds,
+    )
     try:
         report = run([m for m in args.models.split(",") if m], loop, args.repeats, argv)
     except BenchError as exc:

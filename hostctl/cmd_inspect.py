@@ -19,7 +19,9 @@ def register(app: typer.Typer) -> None:
 
 
 def inspect_command(
-    model: Annotated[Path, typer.Argument(help="A .tflite or .onnx model file.", show_default=False)],
+    model: Annotated[
+        Path, typer.Argument(help="A .tflite or .onnx model file.", show_default=False)
+    ],
     shape: Annotated[
         list[str] | None,
         typer.Option(

@@ -40,8 +40,9 @@ _PHASE_TEXT = {
 
 def _fail(message: str) -> typer.Exit:
     """Print one red line on stderr and return the exit to raise."""
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True,
-                                                soft_wrap=True)
+    Console(stderr=True, highlight=False).print(
+        f"[bold red]error:[/] {message}", markup=True, soft_wrap=True
+    )
     return typer.Exit(1)
 
 
@@ -101,50 +102,97 @@ def build_settings(
 
 def profile_command(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="The .tflite or .onnx model file.", show_default=False)],
-    runs: Annotated[int | None, typer.Option("--runs", "-n", min=1, help="Minimum steady-state runs (default: 100).")] = None,
-    warmup: Annotated[int | None, typer.Option("--warmup", min=0, help="Minimum warm-up runs (default: 10).")] = None,
+    model: Annotated[
+        str, typer.Argument(help="The .tflite or .onnx model file.", show_default=False)
+    ],
+    runs: Annotated[
+        int | None,
+        typer.Option("--runs", "-n", min=1, help="Minimum steady-state runs (default: 100)."),
+    ] = None,
+    warmup: Annotated[
+        int | None, typer.Option("--warmup", min=0, help="Minimum warm-up runs (default: 10).")
+    ] = None,
     warmup_seconds: Annotated[
-        float | None, typer.Option("--warmup-seconds", min=0.0, help="Minimum warm-up duration (default: 1).")
+        float | None,
+        typer.Option("--warmup-seconds", min=0.0, help="Minimum warm-up duration (default: 1)."),
     ] = None,
     min_seconds: Annotated[
-        float | None, typer.Option("--min-seconds", min=0.0, help="Minimum steady-state duration (default: 5).")
+        float | None,
+        typer.Option("--min-seconds", min=0.0, help="Minimum steady-state duration (default: 5)."),
     ] = None,
     max_seconds: Annotated[
         float | None, typer.Option("--max-seconds", help="Cap on the steady state (default: 60).")
     ] = None,
-    threads: Annotated[int | None, typer.Option("--threads", "-t", min=1, help="Intra-op threads (default: runtime's choice).")] = None,
-    runtime: Annotated[RuntimeChoice, typer.Option("--runtime", help="Runtime to use.")] = RuntimeChoice.auto,
-    provider: Annotated[
-        str | None, typer.Option("--provider", help="ONNX Runtime execution provider (default: CPUExecutionProvider).")
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads", "-t", min=1, help="Intra-op threads (default: runtime's choice)."
+        ),
     ] = None,
-    xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="XNNPACK delegate for TFLite models.")] = True,
+    runtime: Annotated[
+        RuntimeChoice, typer.Option("--runtime", help="Runtime to use.")
+    ] = RuntimeChoice.auto,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider", help="ONNX Runtime execution provider (default: CPUExecutionProvider)."
+        ),
+    ] = None,
+    xnnpack: Annotated[
+        bool, typer.Option("--xnnpack/--no-xnnpack", help="XNNPACK delegate for TFLite models.")
+    ] = True,
     shape: Annotated[
         list[str] | None,
-        typer.Option("--shape", help="Shape of an input with dynamic dims: NAME=D1,D2,... (repeatable).", show_default=False),
+        typer.Option(
+            "--shape",
+            help="Shape of an input with dynamic dims: NAME=D1,D2,... (repeatable).",
+            show_default=False,
+        ),
     ] = None,
     inputs: Annotated[
-        str | None, typer.Option("--inputs", help="Inputs: .npy (single input) or .npz (by input name).")
+        str | None,
+        typer.Option("--inputs", help="Inputs: .npy (single input) or .npz (by input name)."),
     ] = None,
     eval_data: Annotated[
         str | None, typer.Option("--eval", help="Labelled .npz (x, y) for top-1 accuracy.")
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of generated inputs (default: 0).")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of generated inputs (default: 0).")
+    ] = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Wall-clock limit of the worker, seconds.")
     ] = None,
-    label: Annotated[str | None, typer.Option("--label", help="Free-form label stored with the result.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result document as JSON, nothing else.")] = False,
+    label: Annotated[
+        str | None, typer.Option("--label", help="Free-form label stored with the result.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result document as JSON, nothing else.")
+    ] = False,
     store: Annotated[
-        bool, typer.Option("--store/--no-store", help="Keep the result in the results store (see `hostctl results`).")
+        bool,
+        typer.Option(
+            "--store/--no-store",
+            help="Keep the result in the results store (see `hostctl results`).",
+        ),
     ] = True,
 ) -> None:
     """Profile MODEL on this machine: latency with 95% CIs, memory, accuracy, thermal state."""
     try:
         settings = build_settings(
-            runs=runs, warmup=warmup, warmup_seconds=warmup_seconds, min_seconds=min_seconds, max_seconds=max_seconds,
-            threads=threads, runtime=runtime.value, provider=provider, xnnpack=xnnpack,
-            shapes=shape, inputs_path=inputs, eval_path=eval_data, seed=seed, timeout_s=timeout,
+            runs=runs,
+            warmup=warmup,
+            warmup_seconds=warmup_seconds,
+            min_seconds=min_seconds,
+            max_seconds=max_seconds,
+            threads=threads,
+            runtime=runtime.value,
+            provider=provider,
+            xnnpack=xnnpack,
+            shapes=shape,
+            inputs_path=inputs,
+            eval_path=eval_data,
+            seed=seed,
+            timeout_s=timeout,
         )
     except ValueError as exc:
         raise _fail(_option_names(str(exc))) from None
@@ -185,7 +233,9 @@ def _store(ctx: typer.Context, result: dict[str, Any]) -> None:
         finally:
             results.close()
     except HostctlError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/yellow] result not stored: {exc}")
+        Console(stderr=True, soft_wrap=True).print(
+            f"[yellow]warning:[/yellow] result not stored: {exc}"
+        )
 
 
 def run_profile(
@@ -217,8 +267,12 @@ def run_profile(
         from profiler.result import build_result, model_section, settings_section
 
         return build_result(
-            status="error", device=device_info(), model=model_section(model),
-            settings=settings_section(settings), label=label, error=exc.to_dict(),
+            status="error",
+            device=device_info(),
+            model=model_section(model),
+            settings=settings_section(settings),
+            label=label,
+            error=exc.to_dict(),
         )
     return dict(result)
 
@@ -226,4 +280,3 @@ def run_profile(
 def register(app: typer.Typer) -> None:
     """Add `profile` to the hostctl application."""
     app.command("profile", no_args_is_help=True)(profile_command)
-

@@ -68,10 +68,35 @@ ONNX_EXTENSIONS = (".onnx",)
 _ONNX_INDEX_INPUTS: dict[str, frozenset[int]] = {
     name: frozenset(positions)
     for names, positions in (
-        (("Reshape", "Expand", "Tile", "Squeeze", "Unsqueeze", "TopK", "Split", "CumSum",
-          "Gather", "GatherElements", "GatherND", "ReduceMean", "ReduceSum", "ReduceMax",
-          "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
-          "ReduceLogSumExp", "ReduceSumSquare", "Upsample", "ArgMax", "ArgMin"), (1,)),
+        (
+            (
+                "Reshape",
+                "Expand",
+                "Tile",
+                "Squeeze",
+                "Unsqueeze",
+                "TopK",
+                "Split",
+                "CumSum",
+                "Gather",
+                "GatherElements",
+                "GatherND",
+                "ReduceMean",
+                "ReduceSum",
+                "ReduceMax",
+                "ReduceMin",
+                "ReduceProd",
+                "ReduceL1",
+                "ReduceL2",
+                "ReduceLogSum",
+                "ReduceLogSumExp",
+                "ReduceSumSquare",
+                "Upsample",
+                "ArgMax",
+                "ArgMin",
+            ),
+            (1,),
+        ),
         (("Slice",), (1, 2, 3, 4)),
         (("Pad",), (1, 3)),
         (("Resize",), (1, 2, 3)),
@@ -92,11 +117,37 @@ _ONNX_INDEX_INPUTS: dict[str, frozenset[int]] = {
 _TFLITE_INDEX_INPUTS: dict[str, frozenset[int]] = {
     name: frozenset(positions)
     for names, positions in (
-        (("RESHAPE", "MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "REDUCE_ANY",
-          "REDUCE_ALL", "PAD", "PADV2", "MIRROR_PAD", "TRANSPOSE", "GATHER", "GATHER_ND",
-          "EXPAND_DIMS", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "TILE",
-          "BROADCAST_TO", "ARG_MAX", "ARG_MIN", "ONE_HOT", "CUMSUM", "REVERSE_V2",
-          "TOPK_V2", "SQUEEZE"), (1,)),
+        (
+            (
+                "RESHAPE",
+                "MEAN",
+                "SUM",
+                "REDUCE_MAX",
+                "REDUCE_MIN",
+                "REDUCE_PROD",
+                "REDUCE_ANY",
+                "REDUCE_ALL",
+                "PAD",
+                "PADV2",
+                "MIRROR_PAD",
+                "TRANSPOSE",
+                "GATHER",
+                "GATHER_ND",
+                "EXPAND_DIMS",
+                "RESIZE_BILINEAR",
+                "RESIZE_NEAREST_NEIGHBOR",
+                "TILE",
+                "BROADCAST_TO",
+                "ARG_MAX",
+                "ARG_MIN",
+                "ONE_HOT",
+                "CUMSUM",
+                "REVERSE_V2",
+                "TOPK_V2",
+                "SQUEEZE",
+            ),
+            (1,),
+        ),
         (("STRIDED_SLICE",), (1, 2, 3)),
         (("SLICE", "SPLIT_V", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"), (1, 2)),
         (("TRANSPOSE_CONV", "SPLIT", "FILL"), (0,)),
@@ -107,10 +158,18 @@ _TFLITE_INDEX_INPUTS: dict[str, frozenset[int]] = {
 }
 
 _NEVER_PARAMS = frozenset({"int64", "bool", "string"})
-_ONNX_MAC_OPS = frozenset({
-    "Conv", "ConvTranspose", "Gemm", "MatMul", "QLinearConv", "QLinearMatMul",
-    "ConvInteger", "MatMulInteger",
-})
+_ONNX_MAC_OPS = frozenset(
+    {
+        "Conv",
+        "ConvTranspose",
+        "Gemm",
+        "MatMul",
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+    }
+)
 _ONNX_STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
 
 
@@ -156,7 +215,7 @@ def analyze(
 
 
 def detect_format(path: str | os.PathLike[str], data: bytes | None = None) -> str:
-    """"tflite" or "onnx", from the magic bytes (TFLite: ``TFL3`` at offset 4; ONNX:
+    """ "tflite" or "onnx", from the magic bytes (TFLite: ``TFL3`` at offset 4; ONNX:
     parses as a ModelProto) checked against the extension.
 
     Raises ProfilerError NOT_FOUND, UNSUPPORTED_FORMAT or BAD_MODEL with a message
@@ -206,7 +265,9 @@ def _read(p: Path) -> bytes:
     if not p.exists():
         raise ProfilerError(NOT_FOUND, f"{p}: no such file; check the model path")
     if not p.is_file():
-        raise ProfilerError(NOT_FOUND, f"{p} is not a file; give the path of a .tflite or .onnx model")
+        raise ProfilerError(
+            NOT_FOUND, f"{p} is not a file; give the path of a .tflite or .onnx model"
+        )
     try:
         return p.read_bytes()
     except OSError as exc:
@@ -368,7 +429,9 @@ class _TfliteReader:
                 if sg_index == 0:
                     macs += self._op_macs(sg, op, name)
                 elif name in _TFLITE_MAC_OPS:
-                    self._note("MACs inside TFLite subgraphs other than the main one are not counted")
+                    self._note(
+                        "MACs inside TFLite subgraphs other than the main one are not counted"
+                    )
                     self.macs_complete = False
             self._collect_weights(sg, consumers, weights)
         main = m.Subgraphs(0)
@@ -376,7 +439,9 @@ class _TfliteReader:
         outputs = [self._io(main, main.Outputs(i)) for i in range(main.OutputsLength())]
         _check_shape_names(shapes, inputs)
         if shapes:
-            self._note("--shape does not change TFLite MACs: they use the shapes stored in the model")
+            self._note(
+                "--shape does not change TFLite MACs: they use the shapes stored in the model"
+            )
         if any(d is None for i in inputs for d in (i["shape"] or [])):
             self._note("MACs assume the stored size (usually 1) for dynamic TFLite dimensions")
         description = m.Description()
@@ -391,7 +456,12 @@ class _TfliteReader:
             "custom_ops": custom,
             "notes": self.notes,
         }
-        return {"model": model_info, "inputs": inputs, "outputs": outputs, "ops": dict(ops.most_common())}
+        return {
+            "model": model_info,
+            "inputs": inputs,
+            "outputs": outputs,
+            "ops": dict(ops.most_common()),
+        }
 
     def _note(self, text: str) -> None:
         if text not in self.notes:
@@ -405,7 +475,9 @@ class _TfliteReader:
             return (custom.decode("utf-8", "replace") if custom else "CUSTOM"), True
         return name, False
 
-    def _consumers(self, sg: Any, opcodes: list[tuple[str, bool]]) -> dict[int, list[tuple[str, int]]]:
+    def _consumers(
+        self, sg: Any, opcodes: list[tuple[str, bool]]
+    ) -> dict[int, list[tuple[str, int]]]:
         consumers: dict[int, list[tuple[str, int]]] = {}
         for op_index in range(sg.OperatorsLength()):
             op = sg.Operators(op_index)
@@ -515,9 +587,16 @@ class _TfliteReader:
         return entry
 
 
-_TFLITE_MAC_OPS = frozenset({
-    "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_3D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV",
-})
+_TFLITE_MAC_OPS = frozenset(
+    {
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "CONV_3D",
+        "FULLY_CONNECTED",
+        "BATCH_MATMUL",
+        "TRANSPOSE_CONV",
+    }
+)
 
 
 # ---------------------------------------------------------------------------
@@ -602,7 +681,9 @@ def _constant_node_weight(node: Any) -> _Weight | None:
             count = 1 if attr.type == onnx.AttributeProto.INT else len(attr.ints)
             return _Weight("int64", count, None)
         if attr.name in ("value_string", "value_strings"):
-            return _Weight("string", 1 if attr.type == onnx.AttributeProto.STRING else len(attr.strings), None)
+            return _Weight(
+                "string", 1 if attr.type == onnx.AttributeProto.STRING else len(attr.strings), None
+            )
     return None
 
 
@@ -668,7 +749,12 @@ def _analyze_onnx(p: Path, data: bytes, shapes: dict[str, list[int]]) -> dict[st
         "custom_ops": sorted(custom),
         "notes": notes,
     }
-    return {"model": model_info, "inputs": inputs, "outputs": outputs, "ops": dict(ops.most_common())}
+    return {
+        "model": model_info,
+        "inputs": inputs,
+        "outputs": outputs,
+        "ops": dict(ops.most_common()),
+    }
 
 
 def _onnx_io(value: Any) -> dict[str, Any]:
@@ -740,12 +826,16 @@ def _onnx_macs(model: Any, shapes: dict[str, list[int]], notes: list[str]) -> in
         else:
             total += macs
     if skipped:
-        hint = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        hint = ", ".join(skipped[:3]) + (
+            f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        )
         notes.append(
             f"MACs of {len(skipped)} node(s) not counted, shapes unknown: {hint}; "
             "give --shape NAME=D1,D2,... for dynamic inputs"
         )
-    if any(n.op_type in _ONNX_MAC_OPS for sub, depth in _walk_graphs(graph) if depth for n in sub.node):
+    if any(
+        n.op_type in _ONNX_MAC_OPS for sub, depth in _walk_graphs(graph) if depth for n in sub.node
+    ):
         notes.append("MACs inside If/Loop/Scan subgraphs are not counted")
     return total
 

@@ -19,8 +19,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int16", "int32",
-                    "int64", "bool")
+SUPPORTED_DTYPES = (
+    "float32",
+    "float16",
+    "float64",
+    "int8",
+    "uint8",
+    "int16",
+    "int32",
+    "int64",
+    "bool",
+)
 
 
 @dataclass

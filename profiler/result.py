@@ -22,14 +22,37 @@ from profiler.settings import ProfileSettings
 SCHEMA = "edgeprof.result/1"
 
 RESULT_KEYS = (
-    "schema", "status", "job_id", "label", "created_at", "device", "model", "runtime",
-    "settings", "latency_ms", "init_ms", "first_inference_ms", "memory_mb", "accuracy",
-    "env", "flags", "error", "phases", "samples", "edgeprof_version",
+    "schema",
+    "status",
+    "job_id",
+    "label",
+    "created_at",
+    "device",
+    "model",
+    "runtime",
+    "settings",
+    "latency_ms",
+    "init_ms",
+    "first_inference_ms",
+    "memory_mb",
+    "accuracy",
+    "env",
+    "flags",
+    "error",
+    "phases",
+    "samples",
+    "edgeprof_version",
 )
 """Top-level keys of every result document, in order."""
 
-MEMORY_KEYS = ("peak_rss", "rss_after_imports", "rss_after_load", "rss_after_first_inference",
-               "rss_end", "load_delta")
+MEMORY_KEYS = (
+    "peak_rss",
+    "rss_after_imports",
+    "rss_after_load",
+    "rss_after_first_inference",
+    "rss_end",
+    "load_delta",
+)
 RUNTIME_KEYS = ("name", "version", "delegate_or_provider", "threads")
 MODEL_KEYS = ("name", "sha256", "size_bytes", "format", "params", "macs", "sparsity")
 ENV_KEYS = ("temp_c_start", "temp_c_end", "throttled", "cpu_freq_mhz", "governor", "load_avg")

@@ -122,9 +122,7 @@ SLOW_SPEC = CnnSpec(hw=96, in_ch=3, c1=64, c2=128, classes=10)
 """A CNN of ~100 M MACs: a few milliseconds per inference on a laptop core."""
 
 
-def cnn_weights(
-    spec: CnnSpec, *, seed: int = 0, prune_fraction: float = 0.0
-) -> dict[str, Array]:
+def cnn_weights(spec: CnnSpec, *, seed: int = 0, prune_fraction: float = 0.0) -> dict[str, Array]:
     """Float32 weights in ONNX layouts (OIHW; FC as [out, in]).
 
     Every value has magnitude in [0.05, 0.5], so no weight is zero unless pruned and
@@ -256,7 +254,9 @@ class _TfliteGraph:
             oc = tfl.OperatorCodeT()
             oc.builtinCode = code
             # Readers take max(deprecated, builtin); codes >= 127 use the placeholder.
-            oc.deprecatedBuiltinCode = min(code, tfl.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
+            oc.deprecatedBuiltinCode = min(
+                code, tfl.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES
+            )
             oc.customCode = custom_code
             oc.version = version
             self.opcodes.append(oc)
@@ -399,7 +399,9 @@ def build_tflite_cnn(
     h4 = act("pool", [1, spec.c2])
     g.op(tfl.BuiltinOperator.MEAN, [h3, axes], [h4], *_mean_options())
     h5 = act("logits", [1, spec.classes])
-    g.op(tfl.BuiltinOperator.FULLY_CONNECTED, [h4, params["wf"], params["bf"]], [h5], *_fc_options())
+    g.op(
+        tfl.BuiltinOperator.FULLY_CONNECTED, [h4, params["wf"], params["bf"]], [h5], *_fc_options()
+    )
     y = act("probs", [1, spec.classes])
     g.op(tfl.BuiltinOperator.SOFTMAX, [h5], [y], *_softmax_options())
     return g.serialize([x], [y])
@@ -417,7 +419,9 @@ def _tflite_cnn_int8(spec: CnnSpec, w: dict[str, Array], dynamic_batch: bool) ->
     def act(name: str, shape: list[int], scale: float, zp: int) -> int:
         return g.tensor(name, shape, "int8", quant=_Quant([scale], [zp]), signature=sig(shape))
 
-    def conv_params(name: str, kernel: Array, bias: Array, axis: int, s_x: float) -> tuple[int, int]:
+    def conv_params(
+        name: str, kernel: Array, bias: Array, axis: int, s_x: float
+    ) -> tuple[int, int]:
         q, scales = _quantize_per_channel(kernel, axis)
         kt = g.tensor(name + "_w", q.shape, "int8", q, _Quant(scales, [0] * len(scales), axis))
         bias_scales = [s_x * s for s in scales]
@@ -512,9 +516,7 @@ def build_tflite_classifier(variant: str = "fp32") -> bytes:
 # ---------------------------------------------------------------------------
 
 
-def _onnx_model(
-    graph: onnx.GraphProto, extra_opsets: Sequence[tuple[str, int]] = ()
-) -> bytes:
+def _onnx_model(graph: onnx.GraphProto, extra_opsets: Sequence[tuple[str, int]] = ()) -> bytes:
     opsets = [helper.make_opsetid("", ONNX_OPSET)]
     opsets += [helper.make_opsetid(domain, version) for domain, version in extra_opsets]
     model = helper.make_model(
@@ -556,8 +558,16 @@ def build_onnx_cnn(
     batch: int | str = "N" if dynamic_batch else 1
     inits: list[TensorProto] = []
     nodes: list[onnx.NodeProto] = []
-    names = {"w1": "conv1.weight", "b1": "conv1.bias", "wd": "dw.weight", "bd": "dw.bias",
-             "w2": "conv2.weight", "b2": "conv2.bias", "wf": "fc.weight", "bf": "fc.bias"}
+    names = {
+        "w1": "conv1.weight",
+        "b1": "conv1.bias",
+        "wd": "dw.weight",
+        "bd": "dw.bias",
+        "w2": "conv2.weight",
+        "b2": "conv2.bias",
+        "wf": "fc.weight",
+        "bf": "fc.bias",
+    }
     x_name = "input"
     if variant == "int8":
         nodes, inits, param = _onnx_qdq_params(w, names)
@@ -566,9 +576,11 @@ def build_onnx_cnn(
         for key, arr in w.items():
             if variant == "fp16":
                 inits.append(numpy_helper.from_array(arr.astype(np.float16), names[key] + "_fp16"))
-                nodes.append(helper.make_node(
-                    "Cast", [names[key] + "_fp16"], [names[key]], to=TensorProto.FLOAT
-                ))
+                nodes.append(
+                    helper.make_node(
+                        "Cast", [names[key] + "_fp16"], [names[key]], to=TensorProto.FLOAT
+                    )
+                )
             else:
                 inits.append(numpy_helper.from_array(arr, names[key]))
             param[key] = names[key]
@@ -579,38 +591,67 @@ def build_onnx_cnn(
             return name
         inits.append(numpy_helper.from_array(np.array(scale, dtype=np.float32), name + "_scale"))
         inits.append(numpy_helper.from_array(np.array(zp, dtype=np.int8), name + "_zp"))
-        nodes.append(helper.make_node(
-            "QuantizeLinear", [name, name + "_scale", name + "_zp"], [name + "_q"]
-        ))
-        nodes.append(helper.make_node(
-            "DequantizeLinear", [name + "_q", name + "_scale", name + "_zp"], [name + "_dq"]
-        ))
+        nodes.append(
+            helper.make_node("QuantizeLinear", [name, name + "_scale", name + "_zp"], [name + "_q"])
+        )
+        nodes.append(
+            helper.make_node(
+                "DequantizeLinear", [name + "_q", name + "_scale", name + "_zp"], [name + "_dq"]
+            )
+        )
         return name + "_dq"
 
     h = qdq(x_name, 1.0 / 128, 0)
-    nodes.append(helper.make_node("Conv", [h, param["w1"], param["b1"]], ["conv1"],
-                                  kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="conv1"))
+    nodes.append(
+        helper.make_node(
+            "Conv",
+            [h, param["w1"], param["b1"]],
+            ["conv1"],
+            kernel_shape=[3, 3],
+            pads=[1, 1, 1, 1],
+            name="conv1",
+        )
+    )
     nodes.append(helper.make_node("Relu", ["conv1"], ["relu1"]))
     h = qdq("relu1", 0.05, -128)
-    nodes.append(helper.make_node("Conv", [h, param["wd"], param["bd"]], ["dw"],
-                                  kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=spec.c1, name="dw"))
+    nodes.append(
+        helper.make_node(
+            "Conv",
+            [h, param["wd"], param["bd"]],
+            ["dw"],
+            kernel_shape=[3, 3],
+            pads=[1, 1, 1, 1],
+            group=spec.c1,
+            name="dw",
+        )
+    )
     nodes.append(helper.make_node("Relu", ["dw"], ["relu2"]))
     h = qdq("relu2", 0.05, -128)
-    nodes.append(helper.make_node("Conv", [h, param["w2"], param["b2"]], ["conv2"],
-                                  kernel_shape=[1, 1], name="conv2"))
+    nodes.append(
+        helper.make_node(
+            "Conv", [h, param["w2"], param["b2"]], ["conv2"], kernel_shape=[1, 1], name="conv2"
+        )
+    )
     nodes.append(helper.make_node("Relu", ["conv2"], ["relu3"]))
     h = qdq("relu3", 0.05, -128)
     nodes.append(helper.make_node("GlobalAveragePool", [h], ["pool"]))
     h = qdq("pool", 0.05, -128)
     nodes.append(helper.make_node("Flatten", [h], ["flat"], axis=1))
-    nodes.append(helper.make_node("Gemm", ["flat", param["wf"], param["bf"]], ["logits"],
-                                  transB=1, name="fc"))
+    nodes.append(
+        helper.make_node(
+            "Gemm", ["flat", param["wf"], param["bf"]], ["logits"], transB=1, name="fc"
+        )
+    )
     h = qdq("logits", 0.1, 0)
     nodes.append(helper.make_node("Softmax", [h], ["probs"], axis=-1))
     graph = helper.make_graph(
         nodes,
         "edgeprof_cnn",
-        [helper.make_tensor_value_info(x_name, TensorProto.FLOAT, [batch, spec.in_ch, spec.hw, spec.hw])],
+        [
+            helper.make_tensor_value_info(
+                x_name, TensorProto.FLOAT, [batch, spec.in_ch, spec.hw, spec.hw]
+            )
+        ],
         [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [batch, spec.classes])],
         initializer=inits,
     )
@@ -641,12 +682,14 @@ def _onnx_qdq_params(
                 numpy_helper.from_array(sc, name + "_scale"),
                 numpy_helper.from_array(zp, name + "_zero_point"),
             ]
-            nodes.append(helper.make_node(
-                "DequantizeLinear",
-                [name + "_quantized", name + "_scale", name + "_zero_point"],
-                [name],
-                axis=0,
-            ))
+            nodes.append(
+                helper.make_node(
+                    "DequantizeLinear",
+                    [name + "_quantized", name + "_scale", name + "_zero_point"],
+                    [name],
+                    axis=0,
+                )
+            )
             param[key] = name
     return nodes, inits, param
 
@@ -669,7 +712,9 @@ def build_onnx_tiny() -> bytes:
         "edgeprof_tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4])],
-        initializer=[numpy_helper.from_array(np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32), "bias")],
+        initializer=[
+            numpy_helper.from_array(np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32), "bias")
+        ],
     )
     return _onnx_model(graph)
 
@@ -720,20 +765,29 @@ def build_onnx_if_subgraph() -> bytes:
     out = [helper.make_tensor_value_info("branch_out", TensorProto.FLOAT, [1, 4])]
     then_graph = helper.make_graph(
         [helper.make_node("MatMul", ["input", "w_then"], ["branch_out"])],
-        "then_branch", [], out,
+        "then_branch",
+        [],
+        out,
         initializer=[numpy_helper.from_array(w_then, "w_then")],
     )
     else_graph = helper.make_graph(
         [
-            helper.make_node("Constant", [], ["w_else"],
-                             value=numpy_helper.from_array(w_else, "w_else")),
+            helper.make_node(
+                "Constant", [], ["w_else"], value=numpy_helper.from_array(w_else, "w_else")
+            ),
             helper.make_node("MatMul", ["input", "w_else"], ["branch_out"]),
         ],
-        "else_branch", [], out,
+        "else_branch",
+        [],
+        out,
     )
     nodes = [
-        helper.make_node("Constant", [], ["cond"], value=numpy_helper.from_array(np.array(True), "cond")),
-        helper.make_node("If", ["cond"], ["output"], then_branch=then_graph, else_branch=else_graph),
+        helper.make_node(
+            "Constant", [], ["cond"], value=numpy_helper.from_array(np.array(True), "cond")
+        ),
+        helper.make_node(
+            "If", ["cond"], ["output"], then_branch=then_graph, else_branch=else_graph
+        ),
     ]
     graph = helper.make_graph(
         nodes,
@@ -758,20 +812,25 @@ def build_onnx_qlinear() -> bytes:
         return numpy_helper.from_array(np.array(value, dtype=dtype), name)
 
     inits = [
-        scalar("x_scale", 0.02, np.float32), scalar("x_zp", 128, np.uint8),
+        scalar("x_scale", 0.02, np.float32),
+        scalar("x_zp", 128, np.uint8),
         numpy_helper.from_array(rng.integers(1, 100, size=(4, 3, 3, 3)).astype(np.int8), "conv_w"),
-        scalar("w_scale", 0.01, np.float32), scalar("w_zp", 0, np.int8),
-        scalar("y_scale", 0.05, np.float32), scalar("y_zp", 128, np.uint8),
+        scalar("w_scale", 0.01, np.float32),
+        scalar("w_zp", 0, np.int8),
+        scalar("y_scale", 0.05, np.float32),
+        scalar("y_zp", 128, np.uint8),
         numpy_helper.from_array(rng.integers(1, 100, size=(4,)).astype(np.int32), "conv_b"),
         numpy_helper.from_array(np.array([1, 144], dtype=np.int64), "flat_shape"),
         numpy_helper.from_array(rng.integers(1, 100, size=(144, 10)).astype(np.int8), "fc_w"),
-        scalar("o_scale", 0.1, np.float32), scalar("o_zp", 128, np.uint8),
+        scalar("o_scale", 0.1, np.float32),
+        scalar("o_zp", 128, np.uint8),
     ]
     nodes = [
         helper.make_node(
             "QLinearConv",
             ["x", "x_scale", "x_zp", "conv_w", "w_scale", "w_zp", "y_scale", "y_zp", "conv_b"],
-            ["conv"], kernel_shape=[3, 3],
+            ["conv"],
+            kernel_shape=[3, 3],
         ),
         helper.make_node("Reshape", ["conv", "flat_shape"], ["flat"]),
         helper.make_node(
@@ -781,7 +840,8 @@ def build_onnx_qlinear() -> bytes:
         ),
     ]
     graph = helper.make_graph(
-        nodes, "edgeprof_qlinear",
+        nodes,
+        "edgeprof_qlinear",
         [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 3, 8, 8])],
         [helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 10])],
         initializer=inits,
@@ -851,23 +911,27 @@ def write_all(out_dir: str | Path) -> dict[str, Path]:
     for variant in VARIANTS:
         files[f"cnn_{variant}.tflite"] = build_tflite_cnn(variant=variant)
         files[f"cnn_{variant}.onnx"] = build_onnx_cnn(variant=variant)
-    files.update({
-        "cnn_dynamic.onnx": build_onnx_cnn(dynamic_batch=True),
-        "cnn_constants.onnx": build_onnx_cnn(constants_as_nodes=True),
-        "slow.tflite": build_tflite_cnn(SLOW_SPEC),
-        "slow.onnx": build_onnx_cnn(SLOW_SPEC),
-        "tiny.tflite": build_tflite_tiny(),
-        "tiny.onnx": build_onnx_tiny(),
-        "custom_op.tflite": build_tflite_custom_op(),
-        "custom_op.onnx": build_onnx_custom_op(),
-        "dtypes.onnx": build_onnx_dtypes(),
-        "classifier_fp32.tflite": build_tflite_classifier("fp32"),
-        "classifier_int8.tflite": build_tflite_classifier("int8"),
-        "classifier.onnx": build_onnx_classifier(),
-        "if_subgraph.onnx": build_onnx_if_subgraph(),
-        "qlinear.onnx": build_onnx_qlinear(),
-    })
-    paths = {Path(name).stem + Path(name).suffix: _write(out, name, data) for name, data in files.items()}
+    files.update(
+        {
+            "cnn_dynamic.onnx": build_onnx_cnn(dynamic_batch=True),
+            "cnn_constants.onnx": build_onnx_cnn(constants_as_nodes=True),
+            "slow.tflite": build_tflite_cnn(SLOW_SPEC),
+            "slow.onnx": build_onnx_cnn(SLOW_SPEC),
+            "tiny.tflite": build_tflite_tiny(),
+            "tiny.onnx": build_onnx_tiny(),
+            "custom_op.tflite": build_tflite_custom_op(),
+            "custom_op.onnx": build_onnx_custom_op(),
+            "dtypes.onnx": build_onnx_dtypes(),
+            "classifier_fp32.tflite": build_tflite_classifier("fp32"),
+            "classifier_int8.tflite": build_tflite_classifier("int8"),
+            "classifier.onnx": build_onnx_classifier(),
+            "if_subgraph.onnx": build_onnx_if_subgraph(),
+            "qlinear.onnx": build_onnx_qlinear(),
+        }
+    )
+    paths = {
+        Path(name).stem + Path(name).suffix: _write(out, name, data) for name, data in files.items()
+    }
     make_labelled_dataset(out / "labelled.npz")
     make_labelled_dataset(out / "labelled_int8.npz", int8=True)
     paths["labelled.npz"] = out / "labelled.npz"

@@ -331,8 +331,7 @@ def serve(request: dict[str, Any], reporter: Reporter) -> None:
     except Exception as exc:  # every failure goes back as a message, never a traceback
         err = _error_for(exc, reporter.phase, model_path)
         reporter.send(
-            {"type": "error", "code": err.code, "message": err.message,
-             "runtime": reporter.runtime}
+            {"type": "error", "code": err.code, "message": err.message, "runtime": reporter.runtime}
         )
         return
     reporter.send({"type": "result", "data": data})
@@ -340,8 +339,11 @@ def serve(request: dict[str, Any], reporter: Reporter) -> None:
 
 def main() -> int:
     """Entry point of the child process."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="worker %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="worker %(levelname)s %(name)s: %(message)s",
+    )
     request = json.loads(sys.stdin.read() or "{}")
     fd = int(request["reply_fd"])
     with os.fdopen(fd, "w", encoding="utf-8") as stream:

@@ -17,7 +17,9 @@ settings.load_profile("edgeprof")
 
 
 @pytest.fixture(autouse=True)
-def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _private_user_dirs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep every test's results store, keys and caches out of the real user dirs
     (platformdirs honours the XDG variables; child processes inherit them)."""
     home = tmp_path_factory.mktemp("xdg")

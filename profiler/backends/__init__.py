@@ -18,8 +18,12 @@ __all__ = ["RUNTIME_CHOICES", "Backend", "TensorSpec", "create_backend", "detect
 RUNTIME_CHOICES = ("auto", "litert", "tflite-runtime", "tensorflow", "onnxruntime")
 """Values of ``ProfileSettings.runtime``."""
 
-_TFLITE_RUNTIMES = {"litert": "litert", "tflite-runtime": "tflite_runtime",
-                    "tflite_runtime": "tflite_runtime", "tensorflow": "tensorflow"}
+_TFLITE_RUNTIMES = {
+    "litert": "litert",
+    "tflite-runtime": "tflite_runtime",
+    "tflite_runtime": "tflite_runtime",
+    "tensorflow": "tensorflow",
+}
 
 
 def _has_tflite_identifier(head: bytes) -> bool:
@@ -59,9 +63,11 @@ def detect_format(model_path: str | os.PathLike[str]) -> str:
                 BAD_MODEL, f"{path.name} is a TFLite model with an .onnx extension; rename it"
             )
         return "onnx"
-    hint = " (it looks like a TFLite model: rename it to .tflite)" if _has_tflite_identifier(
-        head
-    ) else ""
+    hint = (
+        " (it looks like a TFLite model: rename it to .tflite)"
+        if _has_tflite_identifier(head)
+        else ""
+    )
     raise ProfilerError(
         UNSUPPORTED_FORMAT,
         f"{path.name}: unsupported model extension {suffix or '(none)'!r}; "

@@ -91,9 +91,13 @@ class OnnxRuntimeBackend(Backend):
                 RUNTIME_MISSING, f"onnxruntime is not usable ({exc}); pip install onnxruntime"
             ) from None
         self._ort = ort
-        self.version = package_version(
-            "onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"
-        ) or str(getattr(ort, "__version__", "")) or None
+        self.version = (
+            package_version(
+                "onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"
+            )
+            or str(getattr(ort, "__version__", ""))
+            or None
+        )
         available = list(ort.get_available_providers())
         self._provider = provider or DEFAULT_PROVIDER
         if self._provider not in available:
@@ -130,8 +134,10 @@ class OnnxRuntimeBackend(Backend):
             raise ProfilerError(
                 BAD_INPUT, f"tensor {arg.name!r} has type {arg.type}, which edgeprof cannot feed"
             )
-        shape = tuple(d if isinstance(d, int) else (d if isinstance(d, str) else None)
-                      for d in (arg.shape or []))
+        shape = tuple(
+            d if isinstance(d, int) else (d if isinstance(d, str) else None)
+            for d in (arg.shape or [])
+        )
         return TensorSpec(name=str(arg.name), shape=shape, dtype=dtype)
 
     def input_specs(self) -> list[TensorSpec]:

@@ -31,8 +31,17 @@ def test_human_output_summarizes_the_model() -> None:
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     spec = testmodels.DEMO_SPEC  # 64x64x3: 3,978 params, 13.11 M MACs, by hand
-    for text in ("demo_cnn.tflite", "tflite", f"{spec.params():,}", "13.11 M", "float32 100%",
-                 "CONV_2D", "DEPTHWISE_CONV_2D", "1x64x64x3", "0.0% of weights"):
+    for text in (
+        "demo_cnn.tflite",
+        "tflite",
+        f"{spec.params():,}",
+        "13.11 M",
+        "float32 100%",
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "1x64x64x3",
+        "0.0% of weights",
+    ):
         assert text in out, text
 
 

@@ -21,9 +21,23 @@ from profiler.models import demo_model
 FAST = ["--runs", "5", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0"]
 
 DESIGN_KEYS = {
-    "schema", "status", "job_id", "label", "created_at", "device", "model", "runtime",
-    "settings", "latency_ms", "init_ms", "first_inference_ms", "memory_mb", "accuracy",
-    "env", "flags", "error",
+    "schema",
+    "status",
+    "job_id",
+    "label",
+    "created_at",
+    "device",
+    "model",
+    "runtime",
+    "settings",
+    "latency_ms",
+    "init_ms",
+    "first_inference_ms",
+    "memory_mb",
+    "accuracy",
+    "env",
+    "flags",
+    "error",
 }
 
 
@@ -56,8 +70,14 @@ def test_json_output_is_exactly_the_result_document() -> None:
     assert latency["p50"] is None  # 5 samples cannot locate the median at 95%
     assert "few_runs" in doc["flags"]
     assert doc["memory_mb"]["peak_rss"] > 0
-    assert {"temp_c_start", "temp_c_end", "throttled", "cpu_freq_mhz", "governor",
-            "load_avg"} <= set(doc["env"])
+    assert {
+        "temp_c_start",
+        "temp_c_end",
+        "throttled",
+        "cpu_freq_mhz",
+        "governor",
+        "load_avg",
+    } <= set(doc["env"])
 
 
 def test_people_get_a_detail_view(tmp_path: Path) -> None:
@@ -180,17 +200,37 @@ def test_format_ms_keeps_three_significant_digits() -> None:
 
 def test_table_renders_ok_error_and_null_results() -> None:
     ok: dict[str, Any] = {
-        "status": "ok", "device": {"id": "pi-1"}, "model": {"name": "m.tflite", "format": "tflite"},
-        "runtime": {"name": "litert", "version": "2.3.0", "delegate_or_provider": "xnnpack",
-                    "threads": 4},
-        "latency_ms": {"p50": 12.345, "ci95_p50": [12.0, 12.6], "p90": 13.0, "ci95_p90": None,
-                       "p99": None},
-        "memory_mb": {"peak_rss": 56.56}, "accuracy": {"top1": 0.9123, "n": 100},
+        "status": "ok",
+        "device": {"id": "pi-1"},
+        "model": {"name": "m.tflite", "format": "tflite"},
+        "runtime": {
+            "name": "litert",
+            "version": "2.3.0",
+            "delegate_or_provider": "xnnpack",
+            "threads": 4,
+        },
+        "latency_ms": {
+            "p50": 12.345,
+            "ci95_p50": [12.0, 12.6],
+            "p90": 13.0,
+            "ci95_p90": None,
+            "p99": None,
+        },
+        "memory_mb": {"peak_rss": 56.56},
+        "accuracy": {"top1": 0.9123, "n": 100},
         "flags": ["unstable", "throttled"],
     }
-    error: dict[str, Any] = {"status": "error", "device": {"id": "pi-2"}, "model": None, "runtime": None,
-             "latency_ms": None, "memory_mb": None, "accuracy": None, "flags": [],
-             "error": {"code": "custom_op", "message": "op Foo is not supported " * 10}}
+    error: dict[str, Any] = {
+        "status": "error",
+        "device": {"id": "pi-2"},
+        "model": None,
+        "runtime": None,
+        "latency_ms": None,
+        "memory_mb": None,
+        "accuracy": None,
+        "flags": [],
+        "error": {"code": "custom_op", "message": "op Foo is not supported " * 10},
+    }
     text = _render(render.results_table([ok, error, {}], title="results"))
     assert "12.3 ms" in text and "[12.0–12.6]" in text
     assert "56.6" in text and "91.2%" in text
@@ -204,13 +244,24 @@ def test_table_fits_an_80_column_terminal_and_hides_empty_accuracy() -> None:
     from rich.console import Console
 
     result: dict[str, Any] = {
-        "status": "ok", "device": {"id": "raspberrypi-5"},
+        "status": "ok",
+        "device": {"id": "raspberrypi-5"},
         "model": {"name": "mobilenet_v2_int8.tflite", "format": "tflite"},
-        "runtime": {"name": "onnxruntime", "version": "1.32.0",
-                    "delegate_or_provider": "CPUExecutionProvider", "threads": 4},
-        "latency_ms": {"p50": 0.00634, "ci95_p50": [0.00633, 0.00636], "p90": 12.5,
-                       "ci95_p90": [12.4, 12.7]},
-        "memory_mb": {"peak_rss": 48.7}, "accuracy": None, "flags": ["unstable"],
+        "runtime": {
+            "name": "onnxruntime",
+            "version": "1.32.0",
+            "delegate_or_provider": "CPUExecutionProvider",
+            "threads": 4,
+        },
+        "latency_ms": {
+            "p50": 0.00634,
+            "ci95_p50": [0.00633, 0.00636],
+            "p90": 12.5,
+            "ci95_p90": [12.4, 12.7],
+        },
+        "memory_mb": {"peak_rss": 48.7},
+        "accuracy": None,
+        "flags": ["unstable"],
     }
     console = Console(width=80, record=True, file=io.StringIO())
     console.print(render.results_table([result]))
@@ -222,9 +273,12 @@ def test_table_fits_an_80_column_terminal_and_hides_empty_accuracy() -> None:
 
 
 def test_detail_renders_an_error_result() -> None:
-    doc = {"status": "error", "model": {"name": "bad.onnx", "format": "onnx"},
-           "error": {"code": "bad_model", "message": "bad.onnx is not a valid ONNX model"},
-           "env": {"temp_c_start": None, "temp_c_end": None, "throttled": None}}
+    doc = {
+        "status": "error",
+        "model": {"name": "bad.onnx", "format": "onnx"},
+        "error": {"code": "bad_model", "message": "bad.onnx is not a valid ONNX model"},
+        "env": {"temp_c_start": None, "temp_c_end": None, "throttled": None},
+    }
     text = _render(render.result_detail(doc))
     assert "bad_model: bad.onnx is not a valid ONNX model" in text
     assert "Environment" in text
@@ -242,7 +296,8 @@ def test_local_profiles_are_stored_and_listed_by_results(tmp_path: Path) -> None
     db = tmp_path / "results.sqlite"
     runner = CliRunner()
     out = runner.invoke(
-        app, ["--db", str(db), "profile", str(demo_model("tflite")), *FAST, "--label", "mine", "--json"]
+        app,
+        ["--db", str(db), "profile", str(demo_model("tflite")), *FAST, "--label", "mine", "--json"],
     )
     assert out.exit_code == 0, out.stderr
     doc = json.loads(out.stdout)
@@ -250,7 +305,9 @@ def test_local_profiles_are_stored_and_listed_by_results(tmp_path: Path) -> None
     listed = runner.invoke(app, ["--db", str(db), "results", "--no-collect", "--json"])
     assert listed.exit_code == 0, listed.stderr
     assert [r["job_id"] for r in json.loads(listed.stdout)] == [doc["job_id"]]
-    skipped = runner.invoke(app, ["--db", str(db), "profile", str(demo_model("tflite")), *FAST, "--no-store", "--json"])
+    skipped = runner.invoke(
+        app, ["--db", str(db), "profile", str(demo_model("tflite")), *FAST, "--no-store", "--json"]
+    )
     assert skipped.exit_code == 0
     again = runner.invoke(app, ["--db", str(db), "results", "--no-collect", "--json"])
     assert len(json.loads(again.stdout)) == 1

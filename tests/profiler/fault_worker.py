@@ -27,8 +27,7 @@ from profiler.stats import encode_samples
 def _result() -> dict[str, Any]:
     return {
         "format": "onnx",
-        "runtime": {"name": "fault", "version": "0", "delegate_or_provider": "none",
-                    "threads": 1},
+        "runtime": {"name": "fault", "version": "0", "delegate_or_provider": "none", "threads": 1},
         "inputs": {"source": "generated", "file": None, "seed": 0, "tensors": []},
         "init_ms": 1.0,
         "first_inference_ms": 1.0,

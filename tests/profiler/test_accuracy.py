@@ -45,16 +45,23 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, floa
 
 @pytest.mark.parametrize(
     ("model", "int8_data"),
-    [("classifier_fp32.tflite", False), ("classifier_int8.tflite", False),
-     ("classifier_int8.tflite", True), ("classifier.onnx", False)],
+    [
+        ("classifier_fp32.tflite", False),
+        ("classifier_int8.tflite", False),
+        ("classifier_int8.tflite", True),
+        ("classifier.onnx", False),
+    ],
 )
 def test_top1_matches_the_known_answer(
     data: dict[str, Path], labelled: tuple[Path, Path, float], model: str, int8_data: bool
 ) -> None:
     float_npz, int8_npz, expected = labelled
     eval_path = int8_npz if int8_data else float_npz
-    result = profile(data[model], ProfileSettings.from_dict(
-        {**TINY.to_dict(), "eval_path": str(eval_path)}), analyze=False)
+    result = profile(
+        data[model],
+        ProfileSettings.from_dict({**TINY.to_dict(), "eval_path": str(eval_path)}),
+        analyze=False,
+    )
     assert result["status"] == "ok", result["error"]
     assert result["accuracy"] == {"top1": pytest.approx(expected), "n": 50}
     assert result["latency_ms"]["n"] == result["phases"]["steady"]["runs"]  # timing untouched
@@ -67,8 +74,9 @@ def _backend(path: Path, shapes: dict[str, list[int]] | None = None) -> Backend:
     return backend
 
 
-def test_one_hot_labels(data: dict[str, Path], labelled: tuple[Path, Path, float],
-                        tmp_path: Path) -> None:
+def test_one_hot_labels(
+    data: dict[str, Path], labelled: tuple[Path, Path, float], tmp_path: Path
+) -> None:
     float_npz, _, expected = labelled
     with np.load(float_npz) as npz:
         x, y = npz["x"], npz["y"]
@@ -77,8 +85,9 @@ def test_one_hot_labels(data: dict[str, Path], labelled: tuple[Path, Path, float
     assert acc == {"top1": pytest.approx(expected), "n": 50}
 
 
-@pytest.mark.parametrize(("name", "sample"), [("cnn_dynamic.onnx", (3, 16, 16)),
-                                             ("cnn_dynamic.tflite", (16, 16, 3))])
+@pytest.mark.parametrize(
+    ("name", "sample"), [("cnn_dynamic.onnx", (3, 16, 16)), ("cnn_dynamic.tflite", (16, 16, 3))]
+)
 def test_dynamic_batch_models_run_in_batches(
     data: dict[str, Path], tmp_path: Path, name: str, sample: tuple[int, ...]
 ) -> None:
@@ -130,8 +139,9 @@ def test_a_large_eval_set_does_not_count_as_the_models_memory(tmp_path: Path) ->
     del x
     model = demo_model("tflite")
     plain = profile(model, TINY, analyze=False)
-    with_eval = profile(model, ProfileSettings.from_dict(
-        {**TINY.to_dict(), "eval_path": str(big)}), analyze=False)
+    with_eval = profile(
+        model, ProfileSettings.from_dict({**TINY.to_dict(), "eval_path": str(big)}), analyze=False
+    )
     assert with_eval["status"] == "ok", with_eval["error"]
     assert with_eval["accuracy"]["n"] == 3000
     memory = with_eval["memory_mb"]

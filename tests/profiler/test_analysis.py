@@ -57,7 +57,9 @@ def test_op_histograms(model_files: dict[str, Path]) -> None:
     assert analyze(model_files["cnn_fp16.onnx"])["ops"] == {**ONNX_OPS, "Cast": 8}
     # QDQ: 8 weight/bias DequantizeLinear + 6 activation Q/DQ pairs
     assert analyze(model_files["cnn_int8.onnx"])["ops"] == {
-        **ONNX_OPS, "QuantizeLinear": 6, "DequantizeLinear": 14,
+        **ONNX_OPS,
+        "QuantizeLinear": 6,
+        "DequantizeLinear": 14,
     }
 
 
@@ -106,7 +108,12 @@ def test_dynamic_batch_needs_shapes_for_macs(model_files: dict[str, Path]) -> No
     path = model_files["cnn_dynamic.onnx"]
     report = analyze(path)
     assert report["inputs"] == [
-        {"name": "input", "dtype": "float32", "shape": [None, 3, 16, 16], "dims": ["N", "3", "16", "16"]}
+        {
+            "name": "input",
+            "dtype": "float32",
+            "shape": [None, 3, 16, 16],
+            "dims": ["N", "3", "16", "16"],
+        }
     ]
     assert report["model"]["macs_complete"] is False
     assert report["model"]["macs"] == 0
@@ -135,7 +142,9 @@ def test_dynamic_batch_tflite_reports_null_dim(tmp_path: Path) -> None:
         ({"input": [1, 4, 16, 16]}, "does not match the fixed dims"),
     ],
 )
-def test_bad_shapes_are_refused(model_files: dict[str, Path], shapes: dict[str, list[int]], message: str) -> None:
+def test_bad_shapes_are_refused(
+    model_files: dict[str, Path], shapes: dict[str, list[int]], message: str
+) -> None:
     with pytest.raises(ProfilerError, match=message) as info:
         analyze(model_files["cnn_dynamic.onnx"], shapes)
     assert info.value.code == "bad_input"
@@ -143,15 +152,25 @@ def test_bad_shapes_are_refused(model_files: dict[str, Path], shapes: dict[str, 
 
 def test_inputs_outputs_and_quantization(model_files: dict[str, Path]) -> None:
     report = analyze(model_files["cnn_int8.tflite"])
-    assert report["inputs"] == [{
-        "name": "input", "dtype": "int8", "shape": [1, 16, 16, 3], "dims": ["1", "16", "16", "3"],
-        "quantization": {"scale": 1 / 128, "zero_point": 0},
-    }]
+    assert report["inputs"] == [
+        {
+            "name": "input",
+            "dtype": "int8",
+            "shape": [1, 16, 16, 3],
+            "dims": ["1", "16", "16", "3"],
+            "quantization": {"scale": 1 / 128, "zero_point": 0},
+        }
+    ]
     assert report["outputs"][0]["quantization"] == {"scale": 1 / 256, "zero_point": -128}
     dtypes = analyze(model_files["dtypes.onnx"])
     assert [(i["name"], i["dtype"]) for i in dtypes["inputs"]] == [
-        ("x_float32", "float32"), ("x_float16", "float16"), ("x_int8", "int8"),
-        ("x_uint8", "uint8"), ("x_int32", "int32"), ("x_int64", "int64"), ("x_bool", "bool"),
+        ("x_float32", "float32"),
+        ("x_float16", "float16"),
+        ("x_int8", "int8"),
+        ("x_uint8", "uint8"),
+        ("x_int32", "int32"),
+        ("x_int64", "int64"),
+        ("x_bool", "bool"),
     ]
     assert [o["name"] for o in dtypes["outputs"]][-1] == "y_bool"
 
@@ -205,7 +224,9 @@ def test_random_bytes_are_neither_format(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("source", ["cnn_fp32.tflite", "cnn_fp32.onnx", "slow.tflite"])
-def test_truncated_files_are_bad_models(model_files: dict[str, Path], tmp_path: Path, source: str) -> None:
+def test_truncated_files_are_bad_models(
+    model_files: dict[str, Path], tmp_path: Path, source: str
+) -> None:
     data = model_files[source].read_bytes()
     path = tmp_path / source
     path.write_bytes(data[: len(data) // 2])
@@ -231,7 +252,9 @@ def test_wrong_extension_is_named(model_files: dict[str, Path], tmp_path: Path) 
     assert "holds an ONNX model" in _error(onnx_as_tflite).message
 
 
-def test_format_detected_by_content_without_extension(model_files: dict[str, Path], tmp_path: Path) -> None:
+def test_format_detected_by_content_without_extension(
+    model_files: dict[str, Path], tmp_path: Path
+) -> None:
     for source, fmt in (("cnn_fp32.tflite", "tflite"), ("cnn_fp32.onnx", "onnx")):
         path = tmp_path / f"model_{fmt}"
         path.write_bytes(model_files[source].read_bytes())

@@ -46,8 +46,7 @@ def test_dynamic_dims_without_shape_name_the_option() -> None:
         resolve_shapes(specs, {})
     assert err.value.code == DYNAMIC_SHAPE
     assert err.value.message == (
-        "model has dynamic input dims: input[N,3,224,224]; "
-        "give them with --shape input=1,3,224,224"
+        "model has dynamic input dims: input[N,3,224,224]; give them with --shape input=1,3,224,224"
     )
 
 
@@ -63,7 +62,9 @@ def test_every_dynamic_input_is_listed() -> None:
         "model has dynamic input dims: c[?,seq]; give them with --shape c=1,1"
     )
     assert resolve_shapes(specs, {"a": [2, 3], "c": [1, 7]}) == {
-        "a": (2, 3), "b": (1, 5), "c": (1, 7),
+        "a": (2, 3),
+        "b": (1, 5),
+        "c": (1, 7),
     }
 
 
@@ -128,8 +129,10 @@ def test_npz_mismatch_says_what_was_expected(
     np.savez(tmp_path / "in.npz", **arrays)
     with pytest.raises(ProfilerError) as err:
         prepare_inputs(
-            [TensorSpec("a", (1, 4), "float32")], shapes={},
-            inputs_path=str(tmp_path / "in.npz"), seed=0,
+            [TensorSpec("a", (1, 4), "float32")],
+            shapes={},
+            inputs_path=str(tmp_path / "in.npz"),
+            seed=0,
         )
     assert err.value.code == BAD_INPUT
     assert words in err.value.message
@@ -138,6 +141,10 @@ def test_npz_mismatch_says_what_was_expected(
 def test_unreadable_input_file(tmp_path: Path) -> None:
     (tmp_path / "junk.npz").write_bytes(b"not numpy at all")
     with pytest.raises(ProfilerError) as err:
-        prepare_inputs([TensorSpec("a", (1, 4), "float32")], shapes={},
-                       inputs_path=str(tmp_path / "junk.npz"), seed=0)
+        prepare_inputs(
+            [TensorSpec("a", (1, 4), "float32")],
+            shapes={},
+            inputs_path=str(tmp_path / "junk.npz"),
+            seed=0,
+        )
     assert err.value.code == BAD_INPUT

@@ -74,8 +74,7 @@ def _assert_error(result: dict[str, Any], code: str) -> str:
 def test_both_formats_give_a_complete_result(models: dict[str, Path], name: str) -> None:
     phases: list[str] = []
     path = models[name]
-    result = profile(path, TINY, label="lbl", job_id="job-1", tags=["lab"],
-                     on_phase=phases.append)
+    result = profile(path, TINY, label="lbl", job_id="job-1", tags=["lab"], on_phase=phases.append)
     assert set(RESULT_KEYS) <= set(result)
     assert result["schema"] == SCHEMA
     assert result["status"] == "ok", result["error"]
@@ -89,7 +88,8 @@ def test_both_formats_give_a_complete_result(models: dict[str, Path], name: str)
     assert model["format"] == path.suffix[1:]
     # From profiler.analysis, run in a child of its own.
     assert (model["params"], model["macs"]) == (
-        testmodels.CnnSpec().params(), testmodels.CnnSpec().macs()
+        testmodels.CnnSpec().params(),
+        testmodels.CnnSpec().macs(),
     )
     latency = result["latency_ms"]
     assert latency["n"] >= 5 and 0 < latency["min"] <= latency["mean"] <= latency["max"]
@@ -137,25 +137,25 @@ def test_supplied_npy_and_npz_inputs(models: dict[str, Path], tmp_path: Path) ->
     np.save(tmp_path / "x.npy", np.ones((1, 4), np.float32))
     np.savez(tmp_path / "x.npz", input=np.ones((1, 4), np.float32))
     for name in ("x.npy", "x.npz"):
-        result = profile(models["tiny.onnx"], _tiny(inputs_path=str(tmp_path / name)),
-                         analyze=False)
+        result = profile(
+            models["tiny.onnx"], _tiny(inputs_path=str(tmp_path / name)), analyze=False
+        )
         assert result["status"] == "ok", result["error"]
         assert result["settings"]["inputs"]["source"] == "file"
         assert result["settings"]["inputs"]["file"] == name
     np.save(tmp_path / "bad.npy", np.ones((1, 4), np.float64))
-    bad = profile(models["tiny.onnx"], _tiny(inputs_path=str(tmp_path / "bad.npy")),
-                  analyze=False)
+    bad = profile(models["tiny.onnx"], _tiny(inputs_path=str(tmp_path / "bad.npy")), analyze=False)
     assert "float32" in _assert_error(bad, BAD_INPUT)
 
 
 @pytest.mark.parametrize(
     ("name", "shape", "dims"),
-    [("cnn_dynamic.onnx", [2, 3, 16, 16], "input[N,3,16,16]"),
-     ("cnn_dynamic.tflite", [2, 16, 16, 3], "input[?,16,16,3]")],
+    [
+        ("cnn_dynamic.onnx", [2, 3, 16, 16], "input[N,3,16,16]"),
+        ("cnn_dynamic.tflite", [2, 16, 16, 3], "input[?,16,16,3]"),
+    ],
 )
-def test_dynamic_shapes(
-    models: dict[str, Path], name: str, shape: list[int], dims: str
-) -> None:
+def test_dynamic_shapes(models: dict[str, Path], name: str, shape: list[int], dims: str) -> None:
     message = _assert_error(profile(models[name], TINY, analyze=False), DYNAMIC_SHAPE)
     assert dims in message and "--shape input=1," in message
     result = profile(models[name], _tiny(shapes={"input": shape}), analyze=False)
@@ -173,9 +173,13 @@ def test_custom_op_result_names_the_op(models: dict[str, Path], name: str) -> No
 
 @pytest.mark.parametrize(
     ("name", "code"),
-    [("truncated.tflite", BAD_MODEL), ("truncated.onnx", BAD_MODEL),
-     ("garbage.onnx", BAD_MODEL), ("model.pb", UNSUPPORTED_FORMAT),
-     ("absent.onnx", NOT_FOUND)],
+    [
+        ("truncated.tflite", BAD_MODEL),
+        ("truncated.onnx", BAD_MODEL),
+        ("garbage.onnx", BAD_MODEL),
+        ("model.pb", UNSUPPORTED_FORMAT),
+        ("absent.onnx", NOT_FOUND),
+    ],
 )
 def test_bad_files_give_a_clean_error(models: dict[str, Path], name: str, code: str) -> None:
     path = models.get(name, next(iter(models.values())).parent / name)
@@ -186,8 +190,7 @@ def test_bad_files_give_a_clean_error(models: dict[str, Path], name: str, code: 
 
 
 def test_unknown_provider_lists_the_available(models: dict[str, Path]) -> None:
-    result = profile(models["tiny.onnx"], _tiny(provider="CUDAExecutionProviderX"),
-                     analyze=False)
+    result = profile(models["tiny.onnx"], _tiny(provider="CUDAExecutionProviderX"), analyze=False)
     assert "CPUExecutionProvider" in _assert_error(result, BAD_INPUT)
 
 
@@ -195,8 +198,12 @@ def test_unknown_provider_lists_the_available(models: dict[str, Path]) -> None:
 
 
 def _fault(models: dict[str, Path], *args: str, **settings: Any) -> dict[str, Any]:
-    return profile(models["tiny.onnx"], _tiny(**settings), analyze=False,
-                   worker_cmd=[sys.executable, FAULT_WORKER, *args])
+    return profile(
+        models["tiny.onnx"],
+        _tiny(**settings),
+        analyze=False,
+        worker_cmd=[sys.executable, FAULT_WORKER, *args],
+    )
 
 
 def test_segfault_becomes_crashed(models: dict[str, Path]) -> None:
@@ -243,8 +250,9 @@ def test_parent_process_imports_no_runtime(models: dict[str, Path]) -> None:
         "print(json.dumps({'status': r['status'], 'heavy': heavy,\n"
         "                  'runtimes': probe_runtimes()}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["status"] == "ok"
     assert report["heavy"] == []
@@ -265,8 +273,9 @@ def test_peak_rss_excludes_a_large_caller(models: dict[str, Path]) -> None:
         "s = ProfileSettings(runs=5, warmup=1, min_seconds=0, warmup_seconds=0)\n"
         f"print(json.dumps(profile({str(models['tiny.onnx'])!r}, s, analyze=False)['memory_mb']))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
     memory = json.loads(proc.stdout.strip().splitlines()[-1])
     assert memory["peak_rss"] < 300
     assert memory["peak_rss"] >= memory["rss_end"]
@@ -289,8 +298,12 @@ def test_model_name_replaces_the_file_name_in_reports(tmp_path: Path) -> None:
 
     cached = tmp_path / ("ab" * 32 + ".tflite")
     cached.write_bytes(build_tflite_custom_op())
-    doc = profile(cached, ProfileSettings(runs=1, warmup=0, min_seconds=0, warmup_seconds=0),
-                  analyze=False, model_name="detector_int8.tflite")
+    doc = profile(
+        cached,
+        ProfileSettings(runs=1, warmup=0, min_seconds=0, warmup_seconds=0),
+        analyze=False,
+        model_name="detector_int8.tflite",
+    )
     assert doc["status"] == "error"
     assert doc["model"]["name"] == "detector_int8.tflite"
     assert "detector_int8.tflite uses custom op EdgeprofTestOp" in doc["error"]["message"]

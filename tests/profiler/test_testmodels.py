@@ -15,12 +15,26 @@ from profiler.errors import ProfilerError
 from profiler.models import demo_model
 
 RUNNABLE_TFLITE = [
-    "cnn_fp32.tflite", "cnn_fp16.tflite", "cnn_int8.tflite", "cnn_pruned.tflite",
-    "slow.tflite", "tiny.tflite", "classifier_fp32.tflite", "classifier_int8.tflite",
+    "cnn_fp32.tflite",
+    "cnn_fp16.tflite",
+    "cnn_int8.tflite",
+    "cnn_pruned.tflite",
+    "slow.tflite",
+    "tiny.tflite",
+    "classifier_fp32.tflite",
+    "classifier_int8.tflite",
 ]
 RUNNABLE_ONNX = [
-    "cnn_fp32.onnx", "cnn_fp16.onnx", "cnn_int8.onnx", "cnn_pruned.onnx", "cnn_constants.onnx",
-    "slow.onnx", "tiny.onnx", "classifier.onnx", "if_subgraph.onnx", "qlinear.onnx",
+    "cnn_fp32.onnx",
+    "cnn_fp16.onnx",
+    "cnn_int8.onnx",
+    "cnn_pruned.onnx",
+    "cnn_constants.onnx",
+    "slow.onnx",
+    "tiny.onnx",
+    "classifier.onnx",
+    "if_subgraph.onnx",
+    "qlinear.onnx",
 ]
 
 
@@ -51,7 +65,9 @@ def test_tflite_models_run_on_litert(model_files: dict[str, Path], name: str) ->
     interpreter = Interpreter(model_path=str(model_files[name]))
     interpreter.allocate_tensors()
     for detail in interpreter.get_input_details():
-        interpreter.set_tensor(detail["index"], random_input(list(detail["shape"]), detail["dtype"]))
+        interpreter.set_tensor(
+            detail["index"], random_input(list(detail["shape"]), detail["dtype"])
+        )
     interpreter.invoke()
     out = interpreter.get_output_details()[0]
     assert interpreter.get_tensor(out["index"]).shape == tuple(out["shape"])
@@ -109,12 +125,23 @@ def test_dtypes_model_has_one_input_per_dtype(model_files: dict[str, Path]) -> N
     session = onnx_session(model_files["dtypes.onnx"])
     types = {i.name: i.type for i in session.get_inputs()}
     assert types == {
-        "x_float32": "tensor(float)", "x_float16": "tensor(float16)", "x_int8": "tensor(int8)",
-        "x_uint8": "tensor(uint8)", "x_int32": "tensor(int32)", "x_int64": "tensor(int64)",
+        "x_float32": "tensor(float)",
+        "x_float16": "tensor(float16)",
+        "x_int8": "tensor(int8)",
+        "x_uint8": "tensor(uint8)",
+        "x_int32": "tensor(int32)",
+        "x_int64": "tensor(int64)",
         "x_bool": "tensor(bool)",
     }
-    dtypes = {"x_float32": np.float32, "x_float16": np.float16, "x_int8": np.int8,
-              "x_uint8": np.uint8, "x_int32": np.int32, "x_int64": np.int64, "x_bool": np.bool_}
+    dtypes = {
+        "x_float32": np.float32,
+        "x_float16": np.float16,
+        "x_int8": np.int8,
+        "x_uint8": np.uint8,
+        "x_int32": np.int32,
+        "x_int64": np.int64,
+        "x_bool": np.bool_,
+    }
     feeds = {name: random_input([1, 4], dtype) for name, dtype in dtypes.items()}
     outputs = session.run(None, feeds)
     for out, name in zip(outputs, dtypes, strict=True):
@@ -183,9 +210,13 @@ def test_missing_demo_model_is_a_profiler_error(monkeypatch: pytest.MonkeyPatch)
     assert info.value.code == "not_found"
 
 
-def test_command_line_writes_the_demo_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_line_writes_the_demo_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert testmodels.main(["--out", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "demo_cnn.onnx", "demo_cnn.tflite", "demo_cnn_int8.tflite",
+        "demo_cnn.onnx",
+        "demo_cnn.tflite",
+        "demo_cnn_int8.tflite",
     ]
     assert "demo_cnn.onnx" in capsys.readouterr().out
