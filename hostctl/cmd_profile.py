@@ -6,23 +6,15 @@ import json
 import logging
 import os
 import re
-from enum import Enum
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from hostctl import options
+from hostctl.options import RuntimeChoice
+
 log = logging.getLogger(__name__)
-
-
-class RuntimeChoice(str, Enum):
-    """Runtimes `--runtime` accepts (ProfileSettings.runtime)."""
-
-    auto = "auto"
-    litert = "litert"
-    tflite_runtime = "tflite-runtime"
-    tensorflow = "tensorflow"
-    onnxruntime = "onnxruntime"
 
 
 _PHASE_TEXT = {
@@ -105,50 +97,16 @@ def profile_command(
     model: Annotated[
         str, typer.Argument(help="The .tflite or .onnx model file.", show_default=False)
     ],
-    runs: Annotated[
-        int | None,
-        typer.Option("--runs", "-n", min=1, help="Minimum steady-state runs (default: 100)."),
-    ] = None,
-    warmup: Annotated[
-        int | None, typer.Option("--warmup", min=0, help="Minimum warm-up runs (default: 10).")
-    ] = None,
-    warmup_seconds: Annotated[
-        float | None,
-        typer.Option("--warmup-seconds", min=0.0, help="Minimum warm-up duration (default: 1)."),
-    ] = None,
-    min_seconds: Annotated[
-        float | None,
-        typer.Option("--min-seconds", min=0.0, help="Minimum steady-state duration (default: 5)."),
-    ] = None,
-    max_seconds: Annotated[
-        float | None, typer.Option("--max-seconds", help="Cap on the steady state (default: 60).")
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            "--threads", "-t", min=1, help="Intra-op threads (default: runtime's choice)."
-        ),
-    ] = None,
-    runtime: Annotated[
-        RuntimeChoice, typer.Option("--runtime", help="Runtime to use.")
-    ] = RuntimeChoice.auto,
-    provider: Annotated[
-        str | None,
-        typer.Option(
-            "--provider", help="ONNX Runtime execution provider (default: CPUExecutionProvider)."
-        ),
-    ] = None,
-    xnnpack: Annotated[
-        bool, typer.Option("--xnnpack/--no-xnnpack", help="XNNPACK delegate for TFLite models.")
-    ] = True,
-    shape: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--shape",
-            help="Shape of an input with dynamic dims: NAME=D1,D2,... (repeatable).",
-            show_default=False,
-        ),
-    ] = None,
+    runs: options.Runs = None,
+    warmup: options.Warmup = None,
+    warmup_seconds: options.WarmupSeconds = None,
+    min_seconds: options.MinSeconds = None,
+    max_seconds: options.MaxSeconds = None,
+    threads: options.Threads = None,
+    runtime: options.Runtime = RuntimeChoice.auto,
+    provider: options.Provider = None,
+    xnnpack: options.Xnnpack = True,
+    shape: options.Shape = None,
     inputs: Annotated[
         str | None,
         typer.Option("--inputs", help="Inputs: .npy (single input) or .npz (by input name)."),
@@ -156,15 +114,11 @@ def profile_command(
     eval_data: Annotated[
         str | None, typer.Option("--eval", help="Labelled .npz (x, y) for top-1 accuracy.")
     ] = None,
-    seed: Annotated[
-        int | None, typer.Option("--seed", help="Seed of generated inputs (default: 0).")
-    ] = None,
+    seed: options.Seed = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Wall-clock limit of the worker, seconds.")
     ] = None,
-    label: Annotated[
-        str | None, typer.Option("--label", help="Free-form label stored with the result.")
-    ] = None,
+    label: options.Label = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result document as JSON, nothing else.")
     ] = False,

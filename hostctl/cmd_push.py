@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from hostctl import options
 from hostctl.cmdutil import error_line, global_options, user_errors
 from hostctl.errors import HostctlError
+from hostctl.options import RuntimeChoice
 
 if TYPE_CHECKING:
     from hostctl.cli import GlobalOptions
@@ -187,41 +189,16 @@ def push_command(
         typer.Option("--tag", help="Target every online device with this tag (repeatable)."),
     ] = None,
     all_devices: Annotated[bool, typer.Option("--all", help="Target every online device.")] = False,
-    runs: Annotated[
-        int | None,
-        typer.Option("--runs", "-n", min=1, help="Minimum steady-state runs (default: 100)."),
-    ] = None,
-    warmup: Annotated[
-        int | None, typer.Option("--warmup", min=0, help="Minimum warm-up runs (default: 10).")
-    ] = None,
-    warmup_seconds: Annotated[
-        float | None,
-        typer.Option("--warmup-seconds", min=0.0, help="Minimum warm-up duration (default: 1)."),
-    ] = None,
-    min_seconds: Annotated[
-        float | None,
-        typer.Option("--min-seconds", min=0.0, help="Minimum steady-state duration (default: 5)."),
-    ] = None,
-    max_seconds: Annotated[
-        float | None, typer.Option("--max-seconds", help="Cap on the steady state (default: 60).")
-    ] = None,
-    threads: Annotated[
-        int | None, typer.Option("--threads", "-t", min=1, help="Intra-op threads.")
-    ] = None,
-    runtime: Annotated[
-        str | None,
-        typer.Option("--runtime", help="auto, litert, tflite-runtime, tensorflow or onnxruntime."),
-    ] = None,
-    provider: Annotated[
-        str | None, typer.Option("--provider", help="ONNX Runtime execution provider.")
-    ] = None,
-    xnnpack: Annotated[
-        bool, typer.Option("--xnnpack/--no-xnnpack", help="XNNPACK delegate for TFLite models.")
-    ] = True,
-    shape: Annotated[
-        list[str] | None,
-        typer.Option("--shape", help="NAME=D1,D2,... for dynamic inputs (repeatable)."),
-    ] = None,
+    runs: options.Runs = None,
+    warmup: options.Warmup = None,
+    warmup_seconds: options.WarmupSeconds = None,
+    min_seconds: options.MinSeconds = None,
+    max_seconds: options.MaxSeconds = None,
+    threads: options.Threads = None,
+    runtime: options.Runtime = RuntimeChoice.auto,
+    provider: options.Provider = None,
+    xnnpack: options.Xnnpack = True,
+    shape: options.Shape = None,
     inputs: Annotated[
         Path | None,
         typer.Option(
@@ -233,15 +210,11 @@ def push_command(
         Path | None,
         typer.Option("--eval", help="Labelled .npz (x, y) sent to the devices for top-1 accuracy."),
     ] = None,
-    seed: Annotated[
-        int | None, typer.Option("--seed", help="Seed of generated inputs (default: 0).")
-    ] = None,
+    seed: options.Seed = None,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1.0, help="Seconds to wait for all results.")
     ] = 600.0,
-    label: Annotated[
-        str | None, typer.Option("--label", help="Label stored with every result.")
-    ] = None,
+    label: options.Label = None,
     chunk_size: Annotated[
         int,
         typer.Option(
@@ -274,7 +247,7 @@ def push_command(
                 min_seconds=min_seconds,
                 max_seconds=max_seconds,
                 threads=threads,
-                runtime=runtime,
+                runtime=runtime.value,
                 provider=provider,
                 xnnpack=xnnpack,
                 shapes=shape,
