@@ -151,7 +151,8 @@ def profile_command(
     except ValueError as exc:
         raise _fail(_option_names(str(exc))) from None
     result = run_profile(model, settings, label=label, show_progress=True)
-    if store:
+    # A typo in the path is not a measurement: nothing to keep.
+    if store and (result.get("error") or {}).get("code") not in _NOT_A_MEASUREMENT:
         _store(ctx, result)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -164,6 +165,10 @@ def profile_command(
         Console().print(result_detail(result))
     if result.get("status") != "ok":
         raise typer.Exit(1)
+
+
+_NOT_A_MEASUREMENT = ("not_found", "unsupported_format")
+"""Error codes of results that are not stored: the file was never a model."""
 
 
 def _store(ctx: typer.Context, result: dict[str, Any]) -> None:

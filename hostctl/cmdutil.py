@@ -26,6 +26,16 @@ def error_line(message: str) -> None:
     )
 
 
+def warning_line(message: str) -> None:
+    """Print one yellow warning line on stderr."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, soft_wrap=True).print(
+        f"[yellow]warning:[/yellow] {escape(message)}", markup=True, highlight=False
+    )
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn errors a user can cause into one red line and exit code 1 (no traceback)."""

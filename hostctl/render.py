@@ -197,12 +197,14 @@ def flags_text(flags: Any) -> Text:
     return text
 
 
-def _latency_cell(value: Any, ci: Any) -> Text:
-    """A latency on one line and its 95% CI, dimmed, on the next (narrow columns)."""
-    text = Text(format_latency(value))
-    interval = format_latency_ci(value, ci).plain[len(text.plain) :].strip()
+def _latency_cell(p50: Any, ci: Any, p90: Any) -> Text:
+    """p50, its 95% CI dimmed below it, then p90: one narrow column."""
+    text = Text(format_latency(p50))
+    interval = format_latency_ci(p50, ci).plain[len(text.plain) :].strip()
     if interval:
         text.append("\n" + interval, style="dim")
+    if _num(p90) is not None:
+        text.append("\np90 " + format_latency(p90))
     return text
 
 
@@ -240,8 +242,7 @@ def results_table(results: Sequence[Mapping[str, Any]], *, title: str | None = N
     table.add_column("device", overflow="fold", min_width=6, max_width=18)
     table.add_column("model", overflow="fold", min_width=10, max_width=24)
     table.add_column("runtime", overflow="fold", min_width=12, max_width=18)
-    table.add_column("p50\n95% CI", justify="right", no_wrap=True)
-    table.add_column("p90", justify="right", no_wrap=True)
+    table.add_column("p50 [95% CI]\np90", justify="right", no_wrap=True)
     table.add_column("peak\nMB", justify="right", no_wrap=True)
     if with_accuracy:
         table.add_column("top-1", justify="right", no_wrap=True)
@@ -252,8 +253,7 @@ def results_table(results: Sequence[Mapping[str, Any]], *, title: str | None = N
             str(_get(result, "device", "id") or DASH),
             _model_cell(result),
             runtime_label(result),
-            _latency_cell(_get(latency, "p50"), _get(latency, "ci95_p50")),
-            format_latency(_get(latency, "p90")),
+            _latency_cell(_get(latency, "p50"), _get(latency, "ci95_p50"), _get(latency, "p90")),
             format_mb(_get(result, "memory_mb", "peak_rss")),
         ]
         if with_accuracy:
@@ -296,17 +296,31 @@ def _phase_value(value: Any) -> str:
     return _text(value)
 
 
+_PHASE_LABELS = {
+    "load_ms": "  of which load",
+    "allocate_ms": "  of which allocate",
+    "gc_disabled": "GC off while timing",
+}
+
+
 def _phases(result: Mapping[str, Any]) -> RenderableType:
     rows: list[tuple[str, RenderableType | str]] = [
         ("init / load", _phase_value(result.get("init_ms"))),
-        ("first inference", _phase_value(result.get("first_inference_ms"))),
     ]
     phases = result.get("phases")
+    if isinstance(phases, Mapping):
+        for name in ("load_ms", "allocate_ms"):  # the parts of init, right below it
+            if name in phases:
+                rows.append((_PHASE_LABELS[name], _phase_value(phases[name])))
+    rows.append(("first inference", _phase_value(result.get("first_inference_ms"))))
     if isinstance(phases, Mapping):
         for name, value in phases.items():
             if name in ("init_ms", "first_inference_ms", "init", "first_inference", "load"):
                 continue  # already shown from the top-level keys
-            rows.append((str(name).replace("_", " "), _phase_value(value)))
+            if name in ("load_ms", "allocate_ms"):
+                continue
+            label = str(name).removesuffix("_ms").replace("_", " ")
+            rows.append((_PHASE_LABELS.get(str(name), label), _phase_value(value)))
     else:
         settings = result.get("settings") or {}
         rows.append(
@@ -339,6 +353,8 @@ def _memory(result: Mapping[str, Any]) -> RenderableType:
             if isinstance(value, Mapping):  # e.g. checkpoints {after_imports: MB, ...}
                 for sub, sub_value in value.items():
                     rows.append((f"{key}.{sub}".replace("_", " "), format_mb(sub_value)))
+            elif isinstance(value, str):  # e.g. peak_rss_source: "VmHWM"
+                rows.append((str(key).replace("_", " "), value))
             else:
                 rows.append((str(key).replace("_", " "), format_mb(value)))
     return _kv_table("Memory (MiB)", rows or [("", DASH)])

@@ -25,9 +25,18 @@ def _doc(job_id: str, device: str, p50: float) -> dict[str, Any]:
         "label": "base",
         "created_at": f"2026-01-01T00:00:0{job_id[-1]}Z",
         "device": {"id": device},
-        "model": {"name": "net.tflite", "sha256": "ab" * 32, "format": "tflite"},
-        "runtime": {"name": "litert", "version": "2.3"},
-        "latency_ms": {"n": 100, "p50": p50, "p90": p50 * 1.2},
+        "model": {
+            "name": "net.tflite",
+            "sha256": "ab" * 32,
+            "format": "tflite",
+            "size_bytes": 9760,
+            "params": 3978,
+            "macs": 13107840,
+            "sparsity": 0.0,
+        },
+        "runtime": {"name": "litert", "version": "2.3", "delegate_or_provider": "xnnpack"},
+        "latency_ms": {"n": 100, "p50": p50, "p90": p50 * 1.2, "ci95_p50": [p50 - 0.1, p50 + 0.1]},
+        "accuracy": {"top1": 0.8125, "n": 320},
         "flags": ["unstable"],
     }
 
@@ -69,9 +78,17 @@ def test_results_formats(tmp_path: Path) -> None:
         ("pi-2", "2.5", "unstable"),
     ]
 
+    assert rows[0]["size_bytes"] == "9760" and rows[0]["macs"] == "13107840"
+    assert rows[0]["p50_ci_lo"] == "1.4" and rows[0]["top1"] == "0.8125"
+
+    # markdown is the study table: accuracy / size / latency, ready to paste
     markdown = runner.invoke(app, [*base, "--format", "markdown", "--limit", "1"])
     lines = markdown.stdout.strip().splitlines()
-    assert lines[0].startswith("| job_id |") and len(lines) == 3 and "pi-2" in lines[2]
+    assert lines[0].startswith("| model | label | device |") and len(lines) == 3
+    assert (
+        "| net.tflite | base | pi-2 | litert 2.3 xnnpack | 9.5 KiB | 3,978 | 13.1 M |" in lines[2]
+    )
+    assert "| 81.25% | 2.5 [2.4–2.6] | 3 |" in lines[2] and "ok (unstable)" in lines[2]
 
     table = runner.invoke(app, [*base], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "pi-1" in table.stdout and "net.tflite" in table.stdout

@@ -311,3 +311,37 @@ def test_local_profiles_are_stored_and_listed_by_results(tmp_path: Path) -> None
     assert skipped.exit_code == 0
     again = runner.invoke(app, ["--db", str(db), "results", "--no-collect", "--json"])
     assert len(json.loads(again.stdout)) == 1
+
+
+def test_table_with_accuracy_still_fits_80_columns_and_keeps_flags_readable() -> None:
+    from rich.console import Console
+
+    result: dict[str, Any] = {
+        "status": "ok",
+        "device": {"id": "raspberrypi-5"},
+        "model": {"name": "classifier_int8.tflite", "size_bytes": 816},
+        "runtime": {
+            "name": "litert",
+            "version": "2.3.0",
+            "delegate_or_provider": "xnnpack",
+            "threads": 1,
+        },
+        "latency_ms": {"p50": 0.00634, "ci95_p50": [0.00633, 0.00636], "p90": 0.0125},
+        "memory_mb": {"peak_rss": 48.7},
+        "accuracy": {"top1": 0.8, "n": 50},
+        "flags": ["unstable", "drift"],
+    }
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(render.results_table([result]))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "80.0%" in text and "unstable" in text and "p90 12.5 µs" in text and "816 B" in text
+
+
+def test_a_mistyped_path_is_not_stored(tmp_path: Path) -> None:
+    db = tmp_path / "results.sqlite"
+    runner = CliRunner()
+    out = runner.invoke(app, ["--db", str(db), "profile", str(tmp_path / "nope.onnx"), *FAST])
+    assert out.exit_code == 1
+    listed = runner.invoke(app, ["--db", str(db), "results", "--no-collect", "--json"])
+    assert json.loads(listed.stdout) == []
