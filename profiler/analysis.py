@@ -31,7 +31,13 @@ FULLY_CONNECTED, BATCH_MATMUL and TRANSPOSE_CONV (TFLite; stored tensor shapes).
 Element-wise ops, pooling and normalization are not counted. A node whose shapes are
 unknown is skipped, ``model.macs_complete`` is false and ``model.notes`` says so, as it does for MACs inside ONNX
 control-flow subgraphs (not counted: how often a branch or loop body runs is not
-known statically).
+known statically) and for custom ops (TFLite CUSTOM, ONNX ops of a non-standard
+domain) and ``com.microsoft`` contrib ops that multiply (FusedConv, QGemm, Attention,
+…), whose cost edgeprof does not know: the note names them. **Where
+``macs_complete`` is false, ``macs`` is what was counted — a lower bound**, never
+presented as the whole cost: the result document's ``model`` section carries
+``macs_complete`` next to ``macs`` (null when the model was not analysed), and
+reports should mark such a figure (e.g. "≥ 1.2 M").
 
 numpy, onnx and the TFLite schema are imported inside the functions that need them.
 """
@@ -49,19 +55,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from profiler.backends import ONNX_EXTENSIONS as ONNX_EXTENSIONS
+from profiler.backends import TFLITE_EXTENSIONS as TFLITE_EXTENSIONS
 from profiler.errors import (
     BAD_INPUT,
     BAD_MODEL,
     NOT_FOUND,
     RUNTIME_MISSING,
-    UNSUPPORTED_FORMAT,
     ProfilerError,
 )
 
 log = logging.getLogger(__name__)
-
-TFLITE_EXTENSIONS = (".tflite", ".lite")
-ONNX_EXTENSIONS = (".onnx",)
 
 # Inputs (by position) that carry a shape, axis, index or quantization parameter
 # rather than learned weights; constants used only there are not parameters.
@@ -221,44 +225,14 @@ def detect_format(path: str | os.PathLike[str], data: bytes | None = None) -> st
     Raises ProfilerError NOT_FOUND, UNSUPPORTED_FORMAT or BAD_MODEL with a message
     that names what the file holds and what to do.
     """
+    from profiler.backends import format_from_content
+
     p = Path(path)
     if data is None:
         data = _read(p)
-    ext = p.suffix.lower()
-    if len(data) >= 8 and data[4:8] == b"TFL3":
-        if ext in ONNX_EXTENSIONS:
-            raise ProfilerError(
-                UNSUPPORTED_FORMAT,
-                f"{p.name} has an .onnx extension but holds a TFLite model (TFL3 identifier); "
-                f"rename it to {p.stem}.tflite",
-            )
-        return "tflite"
-    looks_onnx = _parse_onnx(data) is not None
-    if ext in TFLITE_EXTENSIONS:
-        if looks_onnx:
-            raise ProfilerError(
-                UNSUPPORTED_FORMAT,
-                f"{p.name} has a {ext} extension but holds an ONNX model; "
-                f"rename it to {p.stem}.onnx",
-            )
-        raise ProfilerError(
-            BAD_MODEL,
-            f"{p.name} is not a valid TFLite model: no TFL3 identifier at offset 4 "
-            "(truncated or corrupt file?); re-export or re-copy it",
-        )
-    if looks_onnx:
-        return "onnx"
-    if ext in ONNX_EXTENSIONS:
-        raise ProfilerError(
-            BAD_MODEL,
-            f"{p.name} could not be parsed as an ONNX model (truncated or corrupt file?); "
-            "re-export or re-copy it",
-        )
-    raise ProfilerError(
-        UNSUPPORTED_FORMAT,
-        f"{p.name} is neither a .tflite nor an .onnx model (no TFL3 identifier, not an "
-        "ONNX protobuf); give a TensorFlow Lite or ONNX model file",
-    )
+    tflite = len(data) >= 8 and data[4:8] == b"TFL3"
+    # The same decision and messages as the runner's profiler.backends.detect_format.
+    return format_from_content(p, tflite=tflite, onnx=not tflite and _parse_onnx(data) is not None)
 
 
 def _read(p: Path) -> bytes:
@@ -381,6 +355,12 @@ def _tflite_schema() -> Any:
     return schema_py_generated
 
 
+def _unknown_cost_note(ops: Iterable[str]) -> str:
+    names = sorted(ops)
+    listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f"MACs not counted for op(s) of unknown cost: {listed}; macs is a lower bound"
+
+
 def _enum_names(enum_cls: type) -> dict[int, str]:
     return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
 
@@ -442,6 +422,9 @@ class _TfliteReader:
             self._note(
                 "--shape does not change TFLite MACs: they use the shapes stored in the model"
             )
+        if custom:
+            self._note(_unknown_cost_note(custom))
+            self.macs_complete = False
         if any(d is None for i in inputs for d in (i["shape"] or [])):
             self._note("MACs assume the stored size (usually 1) for dynamic TFLite dimensions")
         description = m.Description()
@@ -734,6 +717,19 @@ def _analyze_onnx(p: Path, data: bytes, shapes: dict[str, list[int]]) -> dict[st
 
     notes_before = len(notes)
     macs = _onnx_macs(model, shapes, notes)
+    # Ops edgeprof has no cost formula for: a custom domain, or a com.microsoft
+    # contrib op that multiplies (FusedConv, QGemm, Attention, ...).
+    uncounted = sorted(
+        custom
+        | {
+            op
+            for op in ops
+            if op.startswith("com.microsoft:")
+            and any(word in op for word in ("Conv", "MatMul", "Gemm", "Attention"))
+        }
+    )
+    if uncounted:
+        notes.append(_unknown_cost_note(uncounted))
     macs_complete = len(notes) == notes_before
     opsets = {(o.domain or "ai.onnx"): o.version for o in model.opset_import}
     producer = f"{model.producer_name} {model.producer_version}".strip()

@@ -18,6 +18,7 @@ RUNTIME_ERROR = "runtime_error"  # the runtime failed while loading or invoking
 DYNAMIC_SHAPE = "dynamic_shape"  # dynamic dims not given with --shape
 BAD_INPUT = "bad_input"  # supplied inputs / --shape / options do not fit the model
 BAD_EVAL_DATA = "bad_eval_data"  # --eval file missing x/y or of the wrong shape
+OUT_OF_MEMORY = "out_of_memory"  # inputs or the run needed more memory than the device has
 CRASHED = "crashed"  # the worker process died (signal or non-zero exit)
 TIMEOUT = "timeout"  # the worker exceeded its time limit and was killed
 INTERNAL = "internal"  # a bug in edgeprof

@@ -6,6 +6,7 @@ Runs in the worker process (imports NumPy lazily).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,13 +113,60 @@ def resolve_shapes(
     return shapes
 
 
+def inputs_nbytes(specs: Sequence[TensorSpec], shapes: Mapping[str, Sequence[int]]) -> int:
+    """Bytes the arrays of ``shapes`` take in their inputs' dtypes."""
+    import numpy as np
+
+    total = 0
+    for spec in specs:
+        try:
+            itemsize = np.dtype(spec.dtype).itemsize
+        except TypeError:
+            itemsize = 8
+        total += math.prod(int(d) for d in shapes[spec.name]) * itemsize
+    return total
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.1f} GB"
+
+
+def check_fits_in_memory(
+    specs: Sequence[TensorSpec],
+    shapes: Mapping[str, Sequence[int]],
+    available_bytes: float | None = None,
+) -> None:
+    """BAD_INPUT when generated inputs of ``shapes`` cannot fit in available memory.
+
+    Checked before allocating: a huge ``--shape`` would otherwise run for
+    minutes, swap, and be SIGKILLed by the kernel's OOM killer. The runtime
+    holds a copy of the inputs (and generating float16/float64 goes through a
+    float32 array), so twice their size must be available. ``available_bytes``
+    defaults to the system's MemAvailable.
+    """
+    if available_bytes is None:
+        from profiler.memory import memory_available_mb
+
+        available_mb = memory_available_mb()
+        if available_mb is None:
+            return
+        available_bytes = available_mb * 1024 * 1024
+    need = inputs_nbytes(specs, shapes)
+    if 2 * need > available_bytes:
+        raise ProfilerError(
+            BAD_INPUT,
+            f"inputs of {_gb(need)} do not fit in {_gb(available_bytes)} of available "
+            "memory (the runtime needs its own copy too); lower --shape",
+        )
+
+
 def generate_array(spec: TensorSpec, shape: Sequence[int], rng: np.random.Generator) -> Array:
     """Random data of the input's dtype: normal floats, full-range small ints, small ids."""
     import numpy as np
 
     dtype = spec.dtype
     if dtype in ("float32", "float16", "float64"):
-        return rng.standard_normal(size=tuple(shape), dtype=np.float32).astype(dtype)
+        return rng.standard_normal(size=tuple(shape), dtype=np.float32).astype(dtype, copy=False)
     if dtype in ("int8", "uint8", "int16"):
         info = np.iinfo(dtype)
         return rng.integers(info.min, int(info.max) + 1, size=tuple(shape), dtype=dtype)
@@ -144,6 +192,18 @@ def generate_inputs(
     return {s.name: generate_array(s, shapes[s.name], rng) for s in specs}
 
 
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _magic(file: Path) -> bytes:
+    try:
+        with file.open("rb") as fh:
+            return fh.read(6)
+    except OSError:
+        return b""
+
+
 def load_input_file(path: str, specs: Sequence[TensorSpec]) -> dict[str, Array]:
     """Arrays by input name from a .npy (single input) or .npz (by name, or arr_0.. in order)."""
     import numpy as np
@@ -152,6 +212,15 @@ def load_input_file(path: str, specs: Sequence[TensorSpec]) -> dict[str, Array]:
     if not file.is_file():
         raise ProfilerError(NOT_FOUND, f"input file {file} does not exist")
     names = [s.name for s in specs]
+    # Checked before np.load: on anything else NumPy tries to unpickle the file
+    # and blames allow_pickle, which sends the user the wrong way.
+    head = _magic(file)
+    if not (head.startswith(NPY_MAGIC) or head.startswith(ZIP_MAGIC)):
+        raise ProfilerError(
+            BAD_INPUT,
+            f"{file.name} is neither a .npy nor a .npz file; save inputs with "
+            "np.save(path, array) or np.savez(path, name=array, ...)",
+        )
     try:
         loaded = np.load(file, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -222,6 +291,7 @@ def prepare_inputs(
         source: dict[str, Any] = {"source": "file", "file": Path(inputs_path).name, "seed": None}
     else:
         resolved = resolve_shapes(specs, shapes)
+        check_fits_in_memory(specs, resolved)
         arrays = generate_inputs(specs, resolved, seed)
         source = {"source": "generated", "file": None, "seed": seed}
     source["tensors"] = [

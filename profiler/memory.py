@@ -59,3 +59,37 @@ def read_rss() -> RssReading:
 
     peak = maxrss_to_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     return RssReading(rss_mb=peak, hwm_mb=peak, source="getrusage")
+
+
+def _cgroup_limit_bytes() -> int | None:
+    """This process's cgroup memory limit (v2 ``memory.max`` or v1), if any."""
+    for name in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(name).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:  # v1 writes a huge number for "none"
+            return int(text)
+    return None
+
+
+def memory_total_mb() -> float | None:
+    """RAM this process may use, in MiB: physical RAM or a lower cgroup limit."""
+    import psutil
+
+    try:
+        total = int(psutil.virtual_memory().total)
+    except (OSError, RuntimeError):
+        return None
+    limit = _cgroup_limit_bytes()
+    return min(total, limit if limit is not None else total) / (1024.0 * 1024.0)
+
+
+def memory_available_mb() -> float | None:
+    """Memory available to new allocations without swapping (MemAvailable), in MiB."""
+    import psutil
+
+    try:
+        return float(psutil.virtual_memory().available) / (1024.0 * 1024.0)
+    except (OSError, RuntimeError):
+        return None

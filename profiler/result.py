@@ -91,7 +91,11 @@ def model_section(
         section["sha256"] = file_sha256(p) if p.is_file() else None
     except OSError:
         pass
+    # Whether ``macs`` covers every op; false means it is a lower bound (see
+    # profiler.analysis), null when the model was not analysed.
+    section["macs_complete"] = None
     if analysis:
+        section["macs_complete"] = analysis.get("macs_complete")
         for key in ("params", "macs", "sparsity", "format"):
             if analysis.get(key) is not None:
                 section[key] = analysis[key]
@@ -156,6 +160,7 @@ def build_result(
     first_inference_ms: float | None = None,
     memory_mb: Mapping[str, Any] | None = None,
     accuracy: Mapping[str, Any] | None = None,
+    accuracy_error: Mapping[str, str] | None = None,
     env: Mapping[str, Any] | None = None,
     flags: Sequence[str] = (),
     error: Mapping[str, str] | None = None,
@@ -163,7 +168,12 @@ def build_result(
     samples: Mapping[str, Any] | None = None,
     created_at: str | None = None,
 ) -> dict[str, Any]:
-    """A complete result document with every key of :data:`RESULT_KEYS`."""
+    """A complete result document with every key of :data:`RESULT_KEYS`.
+
+    Plus ``accuracy_error`` (an extra key, always present): ``{code, message}``
+    when the ``--eval`` accuracy phase failed after the latency was measured
+    (``accuracy`` is then null and ``flags`` has ``accuracy_error``), else null.
+    """
     if status not in ("ok", "error"):
         raise ValueError(f"status must be 'ok' or 'error', not {status!r}")
     if (status == "error") != (error is not None):
@@ -183,6 +193,7 @@ def build_result(
         "first_inference_ms": first_inference_ms,
         "memory_mb": dict(memory_mb) if memory_mb is not None else memory_section(),
         "accuracy": dict(accuracy) if accuracy is not None else None,
+        "accuracy_error": dict(accuracy_error) if accuracy_error is not None else None,
         "env": dict(env) if env is not None else env_placeholder(),
         "flags": list(flags),
         "error": dict(error) if error is not None else None,

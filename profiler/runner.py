@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from profiler.errors import BAD_MODEL, CRASHED, INTERNAL, TIMEOUT, ProfilerError
+from profiler.errors import BAD_MODEL, CRASHED, INTERNAL, OUT_OF_MEMORY, TIMEOUT, ProfilerError
 from profiler.memory import maxrss_to_mb
 from profiler.settings import ProfileSettings
 from profiler.worker import phase_words
@@ -64,6 +64,8 @@ class ChildOutcome:
     log_tail: str = ""
     runtime: dict[str, Any] | None = None
     """The runtime the worker had chosen when it reported an error, if any."""
+    available_mb_at_start: float | None = None
+    """Memory available (MemAvailable) when the worker started."""
 
 
 def _log_tail(log_file: Any) -> str:
@@ -144,7 +146,9 @@ def run_child(
     Never raises for what the child does; the outcome says how it ended. Peak
     RSS comes from the kernel's rusage of the reaped child (``os.wait4``).
     """
-    outcome = ChildOutcome()
+    from profiler.memory import memory_available_mb
+
+    outcome = ChildOutcome(available_mb_at_start=memory_available_mb())
     with tempfile.TemporaryFile(prefix="edgeprof-worker-") as log_file:
         read_fd, write_fd = os.pipe()
         try:
@@ -247,8 +251,42 @@ def _reap(pid: int, deadline: float, outcome: ChildOutcome) -> tuple[int, Any]:
         time.sleep(0.005)
 
 
-def outcome_error(outcome: ChildOutcome, model_name: str, timeout_s: float) -> ProfilerError | None:
-    """The ProfilerError a finished child stands for, or None if it succeeded."""
+OOM_PEAK_FRACTION = 0.8
+"""A SIGKILLed worker whose peak RSS reached this fraction of the machine's RAM
+(or of the memory available when it started) was most likely killed by the
+kernel's OOM killer."""
+
+
+def _likely_out_of_memory(outcome: ChildOutcome, memory_limit_mb: float | None) -> str | None:
+    """'peak X GB of Y GB' when a SIGKILL looks like the OOM killer's, else None."""
+    if outcome.exit_status != -signal.SIGKILL or outcome.peak_rss_mb is None:
+        return None
+    if memory_limit_mb is None:
+        from profiler.memory import memory_total_mb
+
+        memory_limit_mb = memory_total_mb()
+    peak = outcome.peak_rss_mb
+    for limit in (memory_limit_mb, outcome.available_mb_at_start):
+        if limit and peak >= OOM_PEAK_FRACTION * limit:
+            return f"peak {peak / 1024:.1f} GB of {limit / 1024:.1f} GB"
+    return None
+
+
+def outcome_error(
+    outcome: ChildOutcome,
+    model_name: str,
+    timeout_s: float,
+    *,
+    fmt: str | None = None,
+    memory_limit_mb: float | None = None,
+) -> ProfilerError | None:
+    """The ProfilerError a finished child stands for, or None if it succeeded.
+
+    ``fmt`` ('tflite'/'onnx') selects the hint for a native crash;
+    ``memory_limit_mb`` is the RAM the worker could use (default: this
+    machine's, or its cgroup limit), against which a SIGKILL is judged an
+    out-of-memory kill.
+    """
     where = f"{phase_words(outcome.phase)} {model_name}"
     tail = f" (last output: {outcome.log_tail})" if outcome.log_tail else ""
     if outcome.timed_out:
@@ -265,10 +303,25 @@ def outcome_error(outcome: ChildOutcome, model_name: str, timeout_s: float) -> P
             sig = signal.Signals(-status).name
         except ValueError:
             sig = f"signal {-status}"
+        oom = _likely_out_of_memory(outcome, memory_limit_mb)
+        if oom is not None:
+            return ProfilerError(
+                OUT_OF_MEMORY,
+                f"worker was killed while {where}, most likely out of memory ({oom}); "
+                "lower --shape (batch) or free memory",
+            )
+        # Only the TFLite runtimes have an XNNPACK delegate to switch off.
+        hint = (
+            "try another --runtime or --no-xnnpack"
+            if fmt == "tflite"
+            else "try another --runtime or --provider"
+            if fmt == "onnx"
+            else "try another --runtime"
+        )
         return ProfilerError(
             CRASHED,
             f"worker crashed with {sig} while {where}; the runtime died in native code — "
-            f"try another --runtime or --no-xnnpack{tail}",
+            f"{hint}{tail}",
         )
     if outcome.result is None:
         return ProfilerError(
@@ -432,7 +485,7 @@ def _profile(
 ) -> dict[str, Any]:
     from profiler.backends import detect_format
     from profiler.result import build_result, model_section, settings_section
-    from profiler.stats import decode_samples, latency_stats, stability_flags
+    from profiler.stats import decode_samples, detect_drift, latency_stats, stability_flags
 
     settings = settings or ProfileSettings()
     path = str(model_path)
@@ -441,7 +494,7 @@ def _profile(
     timeout_s = settings.effective_timeout()
 
     try:
-        detect_format(path)
+        fmt = detect_format(path)
     except ProfilerError as exc:
         return build_result(
             status="error",
@@ -466,7 +519,7 @@ def _profile(
         on_phase=on_phase,
     )
     env_after = _snapshot()
-    err = outcome_error(outcome, name, timeout_s)
+    err = outcome_error(outcome, name, timeout_s, fmt=fmt)
     data = outcome.result or {}
     if "analysis" in data:  # done by the worker after its last memory reading
         report = data["analysis"]
@@ -478,6 +531,7 @@ def _profile(
     else:
         analysis = None
     model = model_section(path, analysis)
+    model["format"] = model.get("format") or fmt  # from the content, whatever the extension
     memory = _memory(data.get("memory_mb"), outcome.peak_rss_mb)
     common: dict[str, Any] = {
         "job_id": job_id,
@@ -501,13 +555,22 @@ def _profile(
             **common,
         )
     stats = latency_stats(samples)
+    accuracy_error = data.get("accuracy_error")
+    # The drift test's figures go into the result (an extra key of latency_ms);
+    # computed once, the flags use the same outcome.
+    drift = detect_drift(samples)
+    stats["drift"] = drift
+    flags = stability_flags(samples, stats, env_before, env_after, drift=drift)
+    if accuracy_error:
+        flags.append("accuracy_error")
     return build_result(
         status="ok",
         latency_ms=stats,
         init_ms=data.get("init_ms"),
         first_inference_ms=data.get("first_inference_ms"),
         accuracy=data.get("accuracy"),
-        flags=stability_flags(samples, stats, env_before, env_after),
+        accuracy_error=accuracy_error,
+        flags=flags,
         phases=data.get("phases"),
         samples=_kept_samples(samples) if settings.keep_samples else None,
         **common,

@@ -255,7 +255,17 @@ def encode_samples(samples_ns: Sequence[int]) -> dict[str, Any]:
 
 
 def decode_samples(doc: Mapping[str, Any]) -> list[int]:
-    """Inverse of :func:`encode_samples`. Raises ValueError on a malformed document."""
+    """Inverse of :func:`encode_samples`. Raises ValueError on a malformed document.
+
+    ``doc`` is a samples document (``result["samples"]``) or a whole result
+    document, whose ``samples`` is then used (ValueError when it has none,
+    e.g. an error result or one profiled without keeping samples).
+    """
+    if "encoding" not in doc and "schema" in doc:
+        inner = doc.get("samples")
+        if not isinstance(inner, Mapping):
+            raise ValueError("this result document has no samples (error or samples not kept)")
+        doc = inner
     if doc.get("encoding") != SAMPLES_ENCODING or doc.get("unit") != "ns":
         raise ValueError(
             f"unsupported samples encoding {doc.get('encoding')!r} / unit {doc.get('unit')!r}"
@@ -349,7 +359,9 @@ def detect_drift(samples_ns: Sequence[int]) -> dict[str, Any]:
     the median of the last third of the samples relative to the median of the
     first third, in percent. Drift is reported when ``p < 0.05`` *and*
     ``|change_pct| >= 5``: a statistically clear but tiny trend is not drift.
-    Fewer than 30 samples are not tested (``p_value`` None, drift False).
+    Fewer than 30 samples are not tested (``p_value`` and ``blocks`` None,
+    drift False). Returns ``{drift, change_pct, p_value, method, blocks}``;
+    the runner stores it as ``latency_ms.drift``.
     """
     n = len(samples_ns)
     method = "mann-kendall on block medians"
@@ -360,7 +372,13 @@ def detect_drift(samples_ns: Sequence[int]) -> dict[str, Any]:
         last = _median([float(s) for s in samples_ns[n - third :]])
         change = (last - first) / first * 100.0 if first > 0 else 0.0
     if n < DRIFT_MIN_SAMPLES:
-        return {"drift": False, "change_pct": change, "p_value": None, "method": method}
+        return {
+            "drift": False,
+            "change_pct": change,
+            "p_value": None,
+            "method": method,
+            "blocks": None,
+        }
     medians = block_medians([float(s) for s in samples_ns])
     _, p = mann_kendall(medians)
     drift = p < DRIFT_ALPHA and abs(change) >= DRIFT_MIN_CHANGE_PCT
@@ -392,6 +410,7 @@ def stability_flags(
     stats: Mapping[str, Any] | None,
     env_before: Mapping[str, Any] | None,
     env_after: Mapping[str, Any] | None,
+    drift: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Flags describing how trustworthy a run's latency numbers are.
 
@@ -403,6 +422,8 @@ def stability_flags(
     ``few_runs`` (n < 100). ``stats`` is :func:`latency_stats` of the samples
     (computed when None); ``env_before``/``env_after`` are
     :func:`profiler.environment.snapshot` documents (or None when not captured).
+    ``drift`` is :func:`detect_drift` of the samples when the caller already has
+    it (the runner reports it too), else it is computed here.
     """
     flags: list[str] = []
     if not samples_ns:
@@ -410,14 +431,16 @@ def stability_flags(
     if stats is None:
         stats = latency_stats(samples_ns)
     throttled = _throttled(env_before, env_after)
-    drift = bool(detect_drift(samples_ns)["drift"])
+    if drift is None:
+        drift = detect_drift(samples_ns)
+    drifting = bool(drift["drift"])
     cov = stats.get("cov_robust", stats.get("cov"))
     high_cov = cov is not None and cov > HIGH_COV
-    if throttled or drift or high_cov:
+    if throttled or drifting or high_cov:
         flags.append("unstable")
     if throttled:
         flags.append("throttled")
-    if drift:
+    if drifting:
         flags.append("drift")
     if high_cov:
         flags.append("high_cov")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from profiler.errors import INTERNAL, RUNTIME_ERROR, ProfilerError
+from profiler.errors import INTERNAL, OUT_OF_MEMORY, RUNTIME_ERROR, ProfilerError
 from profiler.memory import read_rss
 from profiler.settings import ProfileSettings
 from profiler.stats import encode_samples
@@ -185,6 +185,12 @@ def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> d
     prepared = prepare_inputs(
         specs, shapes=settings.shapes, inputs_path=settings.inputs_path, seed=settings.seed
     )
+    if settings.eval_path:
+        # A bad --eval file must fail now, not after the whole measurement. Only
+        # headers and labels are read: the data set must not count as the model's memory.
+        from profiler.accuracy import check_eval_file
+
+        check_eval_file(settings.eval_path, specs, backend.output_specs())
     reporter.enter("loading")
     t0 = time.perf_counter_ns()
     backend.prepare(prepared.shapes)
@@ -218,12 +224,16 @@ def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> d
     # loads the whole labelled set, whose size says nothing about the model.
     end = read_rss()
     accuracy = None
+    accuracy_error = None
     with_eval = None
     if settings.eval_path:
         reporter.enter("accuracy")
         from profiler.accuracy import evaluate_top1
 
-        accuracy = evaluate_top1(backend, settings.eval_path)
+        try:
+            accuracy = evaluate_top1(backend, settings.eval_path)
+        except Exception as exc:  # the latency already measured stands without it
+            accuracy_error = _error_for(exc, "accuracy", model_path).to_dict()
         with_eval = read_rss()
 
     reporter.enter("finishing")
@@ -261,6 +271,7 @@ def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> d
             "timer": "time.perf_counter_ns",
         },
         "accuracy": accuracy,
+        "accuracy_error": accuracy_error,
         "memory_mb": {
             "rss_after_imports": _mb(rss_imports),
             "rss_after_load": _mb(rss_load),
@@ -301,6 +312,12 @@ def _error_for(exc: BaseException, phase: str, model_path: str | None) -> Profil
     if isinstance(exc, ProfilerError):
         return exc
     name = Path(model_path).name if model_path else "the model"
+    if isinstance(exc, MemoryError):  # NumPy's _ArrayMemoryError too
+        return ProfilerError(
+            OUT_OF_MEMORY,
+            f"out of memory while {phase_words(phase)} {name}: {exc or 'allocation failed'}; "
+            "lower --shape (batch) or free memory",
+        )
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if phase in ("loading", "first_inference", "warmup", "steady", "accuracy"):
         return ProfilerError(

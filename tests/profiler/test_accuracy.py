@@ -149,3 +149,67 @@ def test_a_large_eval_set_does_not_count_as_the_models_memory(tmp_path: Path) ->
     assert memory["peak_rss"] < plain["memory_mb"]["peak_rss"] + 30
     # and the data set's cost is reported apart
     assert memory["peak_rss_with_eval"] > memory["peak_rss"] + 100
+
+
+def _write_bad(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / "eval.npz"
+    x = np.zeros((4, 10), np.float32)
+    if kind == "text":
+        path.write_text("x,y\n1,2\n")
+    elif kind == "npy":
+        with path.open("wb") as fh:
+            np.save(fh, x)
+    elif kind == "labels":
+        np.savez(path, x=x, y=np.array([0, 3, 12, 9]))
+    elif kind == "one_hot":
+        np.savez(path, x=x, y=np.eye(12, dtype=np.float32)[[0, 1, 2, 11]])
+    elif kind == "shape":
+        np.savez_compressed(path, x=np.zeros((4, 3, 4), np.float32), y=np.zeros(4, np.int64))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("missing", "does not exist"),
+        ("text", "not a .npz archive"),
+        ("npy", "single .npy array"),
+        ("labels", "y has labels outside 0..9 (the model has 10 outputs)"),
+        ("one_hot", "y has labels outside 0..9 (the model has 10 outputs)"),
+        ("shape", "x samples have shape [3, 4]"),
+    ],
+)
+def test_a_bad_eval_file_fails_before_anything_is_measured(
+    data: dict[str, Path], tmp_path: Path, kind: str, words: str
+) -> None:
+    path = _write_bad(tmp_path, kind)
+    # min_seconds=30: finding the problem only after the measurement would show as a timeout
+    settings = ProfileSettings.from_dict(
+        {**TINY.to_dict(), "min_seconds": 30, "timeout_s": 20, "eval_path": str(path)}
+    )
+    result = profile(data["classifier.onnx"], settings, analyze=False)
+    assert result["status"] == "error"
+    assert result["error"]["code"] == BAD_EVAL_DATA, result["error"]
+    assert words in result["error"]["message"]
+    assert "allow_pickle" not in result["error"]["message"]
+    assert result["phases"]["failed_in"] == "inputs"
+    assert "warmup" not in result["phases"]["seen"]
+
+
+def test_a_failing_accuracy_phase_keeps_the_latency(data: dict[str, Path], tmp_path: Path) -> None:
+    # x's header and y are intact (they pass the early check); x's data is corrupt,
+    # which only reading all of it (the accuracy phase) finds out.
+    path = tmp_path / "corrupt.npz"
+    np.savez(path, x=np.full((200, 10), 1.5, np.float32), y=np.zeros(200, np.int64))
+    blob = bytearray(path.read_bytes())
+    at = blob.index(np.full(64, 1.5, np.float32).tobytes()) + 1000
+    blob[at] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    settings = ProfileSettings.from_dict({**TINY.to_dict(), "eval_path": str(path)})
+    result = profile(data["classifier.onnx"], settings, analyze=False)
+    assert result["status"] == "ok", result["error"]
+    assert result["latency_ms"]["n"] >= 5
+    assert result["accuracy"] is None
+    assert result["accuracy_error"]["code"] == BAD_EVAL_DATA
+    assert "corrupt.npz" in result["accuracy_error"]["message"]
+    assert "accuracy_error" in result["flags"]

@@ -184,6 +184,36 @@ def test_custom_ops_are_listed(model_files: dict[str, Path]) -> None:
     assert onnx["model"]["custom_ops"] == ["com.edgeprof.test:EdgeprofTestOp"]
 
 
+@pytest.mark.parametrize(
+    ("name", "op"),
+    [
+        ("custom_op.tflite", "EdgeprofTestOp"),
+        ("custom_op.onnx", "com.edgeprof.test:EdgeprofTestOp"),
+    ],
+)
+def test_macs_of_custom_ops_are_not_claimed_complete(
+    model_files: dict[str, Path], name: str, op: str
+) -> None:
+    model = analyze(model_files[name])["model"]
+    assert model["macs"] == 0  # what could be counted ...
+    assert model["macs_complete"] is False  # ... is not the whole cost
+    assert any(op in note and "unknown cost" in note for note in model["notes"])
+
+
+def test_the_result_document_says_whether_macs_are_complete(
+    model_files: dict[str, Path],
+) -> None:
+    from profiler.runner import profile
+    from profiler.settings import ProfileSettings
+
+    tiny = ProfileSettings(runs=5, warmup=1, min_seconds=0, warmup_seconds=0)
+    custom = profile(model_files["custom_op.onnx"], tiny)  # fails to run, still analysed
+    assert custom["model"]["macs"] == 0 and custom["model"]["macs_complete"] is False
+    plain = profile(model_files["tiny.onnx"], tiny)
+    assert plain["status"] == "ok"
+    assert plain["model"]["macs_complete"] is True
+
+
 def test_document_shape_and_file_facts(tflite_cnn: Path, onnx_cnn: Path) -> None:
     for path in (tflite_cnn, onnx_cnn):
         report = analyze(str(path))

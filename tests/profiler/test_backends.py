@@ -139,11 +139,17 @@ def test_tflite_runtime_214_under_numpy2_is_explained(monkeypatch: pytest.Monkey
 def test_detect_format(tmp_path: Path, models: dict[str, Path]) -> None:
     assert detect_format(models["tiny.tflite"]) == "tflite"
     assert detect_format(models["tiny.onnx"]) == "onnx"
+    # the content decides, whatever the extension
+    (tmp_path / "model.bin").write_bytes(models["tiny.tflite"].read_bytes())
+    assert detect_format(tmp_path / "model.bin") == "tflite"
+    (tmp_path / "model.txt").write_bytes(models["tiny.onnx"].read_bytes())
+    assert detect_format(tmp_path / "model.txt") == "onnx"
     cases: list[tuple[str, bytes, str, str]] = [
-        ("model.bin", models["tiny.tflite"].read_bytes(), UNSUPPORTED_FORMAT, "rename it"),
-        ("notes.txt", b"hello", UNSUPPORTED_FORMAT, ".tflite or .onnx"),
+        ("notes.txt", b"hello", UNSUPPORTED_FORMAT, "neither a .tflite nor an .onnx"),
         ("fake.tflite", b"\x00" * 64, BAD_MODEL, "TFL3"),
-        ("swapped.onnx", models["tiny.tflite"].read_bytes(), BAD_MODEL, "rename"),
+        ("swapped.onnx", models["tiny.tflite"].read_bytes(), UNSUPPORTED_FORMAT, "swapped.tflite"),
+        ("swapped.tflite", models["tiny.onnx"].read_bytes(), UNSUPPORTED_FORMAT, "swapped.onnx"),
+        ("cut.onnx", models["tiny.onnx"].read_bytes()[:-7], BAD_MODEL, "parsed as an ONNX"),
         ("empty.onnx", b"", BAD_MODEL, "empty"),
     ]
     for name, data, code, words in cases:

@@ -148,3 +148,6 @@ def test_unreadable_input_file(tmp_path: Path) -> None:
             seed=0,
         )
     assert err.value.code == BAD_INPUT
+    # named for what it is, not NumPy's misleading "allow_pickle" complaint
+    assert "neither a .npy nor a .npz" in err.value.message
+    assert "pickle" not in err.value.message

@@ -20,11 +20,13 @@ from profiler.errors import (
     CUSTOM_OP,
     DYNAMIC_SHAPE,
     NOT_FOUND,
+    OUT_OF_MEMORY,
     TIMEOUT,
     UNSUPPORTED_FORMAT,
+    ProfilerError,
 )
 from profiler.result import MEMORY_KEYS, RESULT_KEYS, SCHEMA
-from profiler.runner import profile
+from profiler.runner import ChildOutcome, outcome_error, profile
 from profiler.settings import ProfileSettings
 from profiler.stats import decode_samples
 
@@ -56,7 +58,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (out / "truncated.onnx").write_bytes(files["cnn.onnx"][:300])
     (out / "garbage.onnx").write_bytes(b"\xffgarbage" * 50)
     (out / "model.pb").write_bytes(files["cnn.onnx"])
-    for name in ("truncated.tflite", "truncated.onnx", "garbage.onnx", "model.pb"):
+    (out / "noise.bin").write_bytes(bytes(range(256)) * 4)
+    for name in ("truncated.tflite", "truncated.onnx", "garbage.onnx", "model.pb", "noise.bin"):
         paths[name] = out / name
     return paths
 
@@ -105,6 +108,28 @@ def test_both_formats_give_a_complete_result(models: dict[str, Path], name: str)
     assert result["accuracy"] is None and result["error"] is None
     assert phases.index("loading") < phases.index("first_inference") < phases.index("steady")
     json.dumps(result, allow_nan=False)  # travels as JSON
+
+
+def test_the_drift_test_is_in_the_result(models: dict[str, Path]) -> None:
+    from profiler.stats import detect_drift
+
+    result = profile(models["tiny.onnx"], _tiny(runs=60), analyze=False)
+    assert result["status"] == "ok", result["error"]
+    drift = result["latency_ms"]["drift"]
+    assert set(drift) == {"drift", "change_pct", "p_value", "method", "blocks"}
+    assert drift["blocks"] == min(20, result["latency_ms"]["n"] // 5)
+    assert 0 <= drift["p_value"] <= 1
+    # the figures are those of the recorded samples, and the flag follows them
+    samples = decode_samples(result)  # a whole result document is accepted
+    assert samples == decode_samples(result["samples"])
+    assert detect_drift(samples) == drift
+    assert ("drift" in result["flags"]) == drift["drift"]
+
+
+def test_decode_samples_of_a_result_without_samples(models: dict[str, Path]) -> None:
+    result = profile(models["custom_op.onnx"], TINY, analyze=False)
+    with pytest.raises(ValueError, match="no samples"):
+        decode_samples(result)
 
 
 def test_runtime_section_reports_what_ran(models: dict[str, Path]) -> None:
@@ -177,7 +202,7 @@ def test_custom_op_result_names_the_op(models: dict[str, Path], name: str) -> No
         ("truncated.tflite", BAD_MODEL),
         ("truncated.onnx", BAD_MODEL),
         ("garbage.onnx", BAD_MODEL),
-        ("model.pb", UNSUPPORTED_FORMAT),
+        ("noise.bin", UNSUPPORTED_FORMAT),
         ("absent.onnx", NOT_FOUND),
     ],
 )
@@ -187,6 +212,30 @@ def test_bad_files_give_a_clean_error(models: dict[str, Path], name: str, code: 
     _assert_error(result, code)
     assert result["model"]["name"] == name
     assert result["settings"]["runs"] == 5
+
+
+def test_the_content_decides_the_format_as_in_inspect(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    from profiler.analysis import analyze
+
+    # an ONNX model under another extension is profiled, as inspect analyses it
+    result = profile(models["model.pb"], TINY, analyze=False)
+    assert result["status"] == "ok", result["error"]
+    assert result["model"]["format"] == "onnx"
+    assert analyze(models["model.pb"])["model"]["format"] == "onnx"
+    # a model behind the other format's extension: the same rename advice from both
+    for source, name, advice in (
+        ("cnn.onnx", "swap.tflite", "rename it to swap.onnx"),
+        ("cnn.tflite", "swap.onnx", "rename it to swap.tflite"),
+    ):
+        swapped = tmp_path / name
+        swapped.write_bytes(models[source].read_bytes())
+        message = _assert_error(profile(swapped, TINY, analyze=False), UNSUPPORTED_FORMAT)
+        assert advice in message
+        with pytest.raises(ProfilerError) as err:
+            analyze(swapped)
+        assert err.value.message == message
 
 
 def test_unknown_provider_lists_the_available(models: dict[str, Path]) -> None:
@@ -211,6 +260,49 @@ def test_segfault_becomes_crashed(models: dict[str, Path]) -> None:
     message = _assert_error(result, CRASHED)
     assert "SIGSEGV" in message and "while loading tiny.onnx" in message
     assert result["memory_mb"]["peak_rss"] > 0  # the kernel's figure survives the crash
+    assert "--no-xnnpack" not in message  # an ONNX model: XNNPACK is a TFLite delegate
+
+
+def test_huge_generated_inputs_are_refused_before_allocating(models: dict[str, Path]) -> None:
+    # 3 TB of float32: refused from the sizes alone, not after minutes of swapping
+    result = profile(
+        models["cnn_dynamic.onnx"], _tiny(shapes={"input": [10**9, 3, 16, 16]}), analyze=False
+    )
+    message = _assert_error(result, BAD_INPUT)
+    assert "inputs of 3072.0 GB do not fit in" in message and "lower --shape" in message
+    assert result["memory_mb"]["peak_rss"] < 1000
+
+
+def test_running_out_of_memory_is_a_user_error(models: dict[str, Path]) -> None:
+    # A real worker whose address space is capped at 800 MB (far below this
+    # machine's memory, so the up-front check lets 1.2 GB of inputs through).
+    worker = f"ulimit -v 800000; exec {sys.executable} -m profiler.worker"
+    result = profile(
+        models["cnn_dynamic.onnx"],
+        _tiny(shapes={"input": [400_000, 3, 16, 16]}),
+        analyze=False,
+        worker_cmd=["sh", "-c", worker],
+    )
+    message = _assert_error(result, OUT_OF_MEMORY)
+    assert "out of memory while preparing inputs for cnn_dynamic.onnx" in message
+
+
+@pytest.mark.parametrize(
+    ("peak_mb", "fmt", "code", "words"),
+    [
+        (7_500.0, "onnx", OUT_OF_MEMORY, "most likely out of memory (peak 7.3 GB of 7.8 GB)"),
+        (300.0, "onnx", CRASHED, "try another --runtime or --provider"),
+        (300.0, "tflite", CRASHED, "--no-xnnpack"),
+    ],
+)
+def test_a_sigkill_near_the_memory_limit_reads_as_out_of_memory(
+    peak_mb: float, fmt: str, code: str, words: str
+) -> None:
+    outcome = ChildOutcome(phase="steady", peak_rss_mb=peak_mb, exit_status=-9)
+    err = outcome_error(outcome, "big.onnx", 60, fmt=fmt, memory_limit_mb=8_000.0)
+    assert err is not None
+    assert err.code == code
+    assert words in err.message and "while running big.onnx" in err.message
 
 
 def test_abort_while_running_names_signal_and_phase(models: dict[str, Path]) -> None:
