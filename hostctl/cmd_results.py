@@ -172,7 +172,12 @@ def study_row(doc: dict[str, Any]) -> dict[str, Any]:
         "runtime": " ".join(str(p) for p in (row["runtime"], row["provider"]) if p) or None,
         "size": format_bytes(row["size_bytes"]) if row["size_bytes"] is not None else None,
         "params": f"{row['params']:,}" if isinstance(row["params"], int) else None,
-        "MACs": f"{macs / 1e6:.3g} M" if isinstance(macs, (int, float)) else None,
+        # incomplete (custom ops, unknown shapes): what was counted is a lower bound
+        "MACs": (
+            ("≥ " if _dig(doc, "model", "macs_complete") is False else "") + f"{macs / 1e6:.3g} M"
+            if isinstance(macs, (int, float))
+            else None
+        ),
         "sparsity": f"{row['sparsity']:.1%}" if isinstance(row["sparsity"], float) else None,
         "top-1": f"{row['top1']:.2%}" if isinstance(row["top1"], (int, float)) else None,
         "p50 ms [95% CI]": p50,

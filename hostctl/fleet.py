@@ -278,11 +278,16 @@ class Blob:
 
 
 def model_format(path: Path) -> str:
-    """'tflite' or 'onnx' from the file extension; HostctlError otherwise."""
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix in ("tflite", "onnx"):
-        return suffix
-    raise HostctlError(f"{path}: unsupported model format; expected a .tflite or .onnx file")
+    """'tflite' or 'onnx' from the file's content, as `hostctl profile` and
+    `inspect` decide it; HostctlError (one line) for a file that is neither, so
+    nothing is sent to a device that could only fail on it."""
+    from profiler.backends import detect_format
+    from profiler.errors import ProfilerError
+
+    try:
+        return detect_format(path)
+    except ProfilerError as exc:
+        raise HostctlError(exc.message) from None
 
 
 _OPTION_OF = {"eval": "--eval", "inputs": "--inputs"}

@@ -220,6 +220,10 @@ def _model_cell(result: Mapping[str, Any]) -> Text:
 
 def _status_cell(result: Mapping[str, Any]) -> Text:
     text = status_text(result, max_len=48)
+    accuracy_error = result.get("accuracy_error")
+    if isinstance(accuracy_error, Mapping) and accuracy_error.get("code"):
+        # the latency stands; only the accuracy could not be measured
+        text.append(f"\nno accuracy: {accuracy_error['code']}", style="yellow")
     flags = flags_text(result.get("flags"))
     if flags.plain:
         text.append("\n")
@@ -437,6 +441,9 @@ def result_detail(result: Mapping[str, Any]) -> RenderableType:
         header_rows.append(
             ("top-1", f"{format_pct(accuracy.get('top1'))} of {_text(accuracy.get('n'))}")
         )
+    accuracy_error = result.get("accuracy_error")
+    if isinstance(accuracy_error, Mapping) and accuracy_error.get("message"):
+        header_rows.append(("top-1", Text(str(accuracy_error["message"]), style="yellow")))
     flags = flags_text(result.get("flags"))
     header_rows.append(("flags", flags if flags.plain else Text("none", style="green")))
     parts: list[RenderableType] = [_kv_table("", header_rows)]

@@ -118,11 +118,19 @@ def test_a_model_that_fails_on_the_device_is_a_per_device_error(fleet3: Fleet3) 
     # the user's file name, not the device's hash-named cache file
     assert "custom_op.tflite uses custom op EdgeprofTestOp" in err
 
+    # a truncated model passes the host's format check and fails on the device
+    truncated = fleet3.workdir / "truncated.tflite"
+    truncated.write_bytes(build_tflite_tiny()[:200])
+    code, results, err = _push_json(fleet3.host, str(truncated), "--device", "pi-b")
+    assert code == 1 and "pi-b" in err
+    assert results[0]["status"] == "error"
+
+    # a file that is no model at all never leaves the host: one line, exit 1
     garbage = fleet3.workdir / "garbage.tflite"
     garbage.write_bytes(b"\x00not a flatbuffer" * 64)
     code, results, err = _push_json(fleet3.host, str(garbage), "--device", "pi-b")
-    assert code == 1 and "pi-b" in err
-    assert results[0]["status"] == "error"
+    assert code == 1 and results == [] and len(err.strip().splitlines()) == 1
+    assert "garbage.tflite" in err
 
 
 def test_an_unknown_device_fails_at_once(fleet3: Fleet3) -> None:
@@ -137,7 +145,7 @@ def test_an_unknown_device_fails_at_once(fleet3: Fleet3) -> None:
 def test_a_job_signed_by_an_untrusted_key_is_rejected_before_any_download(fleet3: Fleet3) -> None:
     other_key, _ = write_key_pair(fleet3.workdir / "other-keys")
     fresh = fleet3.workdir / "fresh.tflite"
-    fresh.write_bytes(b"bytes no device has seen " * 64)  # rejected before it matters
+    fresh.write_bytes(build_tflite_tiny() + b"\0" * 64)  # a model no device has seen
     intruder = Host(fleet3.host.broker_url, other_key, fleet3.workdir / "intruder.sqlite")
     watcher = Watcher(fleet3.broker.port, "edgeprof/v1/blob/#")
     try:
