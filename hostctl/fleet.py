@@ -291,8 +291,7 @@ def model_format(path: Path) -> str:
 
 
 _OPTION_OF = {"eval": "--eval", "inputs": "--inputs"}
-# What numpy writes: .npz files are zip archives, .npy files start with this magic.
-_MAGIC = {"npz": (b"PK\x03\x04", b"PK\x05\x06"), "npy": (b"\x93NUMPY",)}
+_EMPTY_ZIP = b"PK\x05\x06"  # np.savez of no arrays: a zip with only its end record
 
 
 def check_attachment(kind: str, path: Path) -> str:
@@ -304,6 +303,8 @@ def check_attachment(kind: str, path: Path) -> str:
     if fmt not in allowed:
         expected = " or ".join("." + f for f in allowed)
         raise HostctlError(f"{option} {path}: expected a {expected} file")
+    from profiler.inputs import NPY_MAGIC, ZIP_MAGIC
+
     try:
         with path.open("rb") as handle:
             head = handle.read(8)
@@ -311,7 +312,8 @@ def check_attachment(kind: str, path: Path) -> str:
         raise HostctlError(f"{option} {path}: no such file") from None
     except OSError as exc:
         raise HostctlError(f"{option} {path}: cannot read it ({exc})") from None
-    if not head.startswith(_MAGIC[fmt]):
+    magic = (NPY_MAGIC,) if fmt == "npy" else (ZIP_MAGIC, _EMPTY_ZIP)
+    if not head.startswith(magic):
         raise HostctlError(
             f"{option} {path}: not a .{fmt} file written by numpy "
             f"(save it with np.{'savez' if fmt == 'npz' else 'save'})"

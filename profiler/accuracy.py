@@ -15,26 +15,12 @@ from typing import Any
 
 from profiler.backends.base import Array, Backend, TensorSpec, is_static_dim
 from profiler.errors import BAD_EVAL_DATA, ProfilerError
+from profiler.inputs import NPY_MAGIC, ZIP_MAGIC, file_magic
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
 """Largest batch used when the model's batch dimension is dynamic."""
-
-
-ZIP_MAGIC = b"PK\x03\x04"
-"""First bytes of a zip archive, i.e. of a .npz file."""
-NPY_MAGIC = b"\x93NUMPY"
-"""First bytes of a .npy file."""
-
-
-def file_magic(file: Path, length: int = 6) -> bytes:
-    """The first ``length`` bytes of ``file`` (b"" when unreadable)."""
-    try:
-        with file.open("rb") as fh:
-            return fh.read(length)
-    except OSError:
-        return b""
 
 
 def _require_npz(file: Path) -> None:

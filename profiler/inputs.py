@@ -193,13 +193,16 @@ def generate_inputs(
 
 
 NPY_MAGIC = b"\x93NUMPY"
+"""First bytes of a .npy file."""
 ZIP_MAGIC = b"PK\x03\x04"
+"""First bytes of a zip archive, i.e. of a .npz file."""
 
 
-def _magic(file: Path) -> bytes:
+def file_magic(file: Path, length: int = 6) -> bytes:
+    """The first ``length`` bytes of ``file`` (b"" when unreadable)."""
     try:
         with file.open("rb") as fh:
-            return fh.read(6)
+            return fh.read(length)
     except OSError:
         return b""
 
@@ -214,7 +217,7 @@ def load_input_file(path: str, specs: Sequence[TensorSpec]) -> dict[str, Array]:
     names = [s.name for s in specs]
     # Checked before np.load: on anything else NumPy tries to unpickle the file
     # and blames allow_pickle, which sends the user the wrong way.
-    head = _magic(file)
+    head = file_magic(file)
     if not (head.startswith(NPY_MAGIC) or head.startswith(ZIP_MAGIC)):
         raise ProfilerError(
             BAD_INPUT,
