@@ -67,6 +67,11 @@ def _get(
     return value
 
 
+def _number(data: dict[str, Any], key: str) -> float:
+    """A required numeric field (int or float, not bool) as a float."""
+    return float(_get(data, key, (int, float)))
+
+
 def _str_list(data: dict[str, Any], key: str) -> list[str]:
     value = _get(data, key, list, optional=True) or []
     if not all(isinstance(v, str) for v in value):
@@ -123,7 +128,7 @@ class DeviceState(Message):
             device_id=_get(data, "device_id", str),
             state=_get(data, "state", str),
             epoch=_get(data, "epoch", int),
-            ts=float(_get(data, "ts", (int, float))),
+            ts=_number(data, "ts"),
             job_id=_get(data, "job_id", str, optional=True),
         )
 
@@ -157,7 +162,7 @@ class DeviceInfo(Message):
             free_disk_mb=None if free is None else float(free),
             cached_models=_str_list(data, "cached_models"),
             agent_version=_get(data, "agent_version", str),
-            ts=float(_get(data, "ts", (int, float))),
+            ts=_number(data, "ts"),
             unsigned_jobs_allowed=bool(data.get("unsigned_jobs_allowed", False)),
         )
 
@@ -292,8 +297,8 @@ class JobManifest(Message):
             device_id=_get(data, "device_id", str),
             model=ModelRef.from_dict(data.get("model")),
             settings=_get(data, "settings", dict),
-            issued_at=float(_get(data, "issued_at", (int, float))),
-            expires_at=float(_get(data, "expires_at", (int, float))),
+            issued_at=_number(data, "issued_at"),
+            expires_at=_number(data, "expires_at"),
             label=_get(data, "label", str, optional=True),
             host_id=_get(data, "host_id", str, optional=True) or "hostctl",
         )
@@ -319,8 +324,8 @@ class ResultAck(Message):
         return cls(
             device_id=_get(data, "device_id", str),
             job_ids=_str_list(data, "job_ids"),
-            issued_at=float(_get(data, "issued_at", (int, float))),
-            expires_at=float(_get(data, "expires_at", (int, float))),
+            issued_at=_number(data, "issued_at"),
+            expires_at=_number(data, "expires_at"),
         )
 
 
@@ -340,8 +345,8 @@ class Collect(Message):
     def _from_body(cls, data: dict[str, Any]) -> Collect:
         return cls(
             device_id=_get(data, "device_id", str),
-            issued_at=float(_get(data, "issued_at", (int, float))),
-            expires_at=float(_get(data, "expires_at", (int, float))),
+            issued_at=_number(data, "issued_at"),
+            expires_at=_number(data, "expires_at"),
         )
 
 
@@ -373,7 +378,7 @@ class JobEvent(Message):
             device_id=_get(data, "device_id", str),
             job_id=_get(data, "job_id", str),
             state=_get(data, "state", str),
-            ts=float(_get(data, "ts", (int, float))),
+            ts=_number(data, "ts"),
             reason=_get(data, "reason", str, optional=True),
             code=_get(data, "code", str, optional=True),
             progress=_get(data, "progress", dict, optional=True) or {},
