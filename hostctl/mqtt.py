@@ -297,17 +297,6 @@ class HostSession:
         except queue.Empty:
             return None
 
-    def drain(self, quiet: float = 0.3, limit: float = 2.0) -> list[Message]:
-        """Messages received until `quiet` seconds pass without one (at most `limit` s)."""
-        out: list[Message] = []
-        end = time.monotonic() + limit
-        while (left := end - time.monotonic()) > 0:
-            item = self.get(min(quiet, left))
-            if item is None:
-                break
-            out.append(item)
-        return out
-
     def wait_published(self, timeout: float = 10.0) -> None:
         """Wait until every queued publish has left (best effort; logged if not)."""
         end = time.monotonic() + timeout

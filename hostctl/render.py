@@ -79,36 +79,24 @@ def latency_unit(value_ms: float) -> str:
 
 def format_latency_ci(value: Any, ci: Any) -> Text:
     """A latency with its 95% CI dimmed, in one unit: ``6.39 µs [6.38–6.41]``."""
-    v = _num(value)
     text = Text(format_latency(value))
-    if v is None or not isinstance(ci, Sequence) or isinstance(ci, str) or len(ci) != 2:
-        return text
-    lo, hi = (_num(c) for c in ci)
-    if lo is None or hi is None:
-        return text
-    unit = latency_unit(v)
-    factor = {"µs": 1000.0, "ms": 1.0, "s": 0.001}[unit]
-    text.append(f" [{format_ms(lo * factor)}–{format_ms(hi * factor)}]", style="dim")
-    return text
-
-
-def format_ci(ci: Any) -> str:
-    """A ``[lo, hi]`` interval in ms as "[lo–hi]"; "" when absent."""
-    if not isinstance(ci, Sequence) or isinstance(ci, str) or len(ci) != 2:
-        return ""
-    lo, hi = ci
-    if _num(lo) is None or _num(hi) is None:
-        return ""
-    return f"[{format_ms(lo)}–{format_ms(hi)}]"
-
-
-def format_ms_ci(value: Any, ci: Any) -> Text:
-    """A percentile with its CI dimmed, e.g. ``1.23 [1.21–1.25]``."""
-    text = Text(format_ms(value))
-    interval = format_ci(ci)
-    if interval and _num(value) is not None:
+    interval = format_ci(ci, value) if _num(value) is not None else ""
+    if interval:
         text.append(" " + interval, style="dim")
     return text
+
+
+def format_ci(ci: Any, value: Any = None) -> str:
+    """A ``[lo, hi]`` interval given in ms as "[lo–hi]", in the unit that `value`
+    reads best in (see :func:`latency_unit`; ms without one); "" when absent."""
+    if not isinstance(ci, Sequence) or isinstance(ci, str) or len(ci) != 2:
+        return ""
+    lo, hi = (_num(c) for c in ci)
+    if lo is None or hi is None:
+        return ""
+    v = _num(value)
+    factor = {"µs": 1000.0, "ms": 1.0, "s": 0.001}[latency_unit(v)] if v is not None else 1.0
+    return f"[{format_ms(lo * factor)}–{format_ms(hi * factor)}]"
 
 
 def format_mb(value: Any) -> str:
@@ -200,7 +188,7 @@ def flags_text(flags: Any) -> Text:
 def _latency_cell(p50: Any, ci: Any, p90: Any) -> Text:
     """p50, its 95% CI dimmed below it, then p90: one narrow column."""
     text = Text(format_latency(p50))
-    interval = format_latency_ci(p50, ci).plain[len(text.plain) :].strip()
+    interval = format_ci(ci, p50) if _num(p50) is not None else ""
     if interval:
         text.append("\n" + interval, style="dim")
     if _num(p90) is not None:
