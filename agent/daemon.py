@@ -786,9 +786,7 @@ class Agent:
                 "label": manifest.label,
                 "error": {"code": "internal", "message": f"profiler error: {exc}"},
             }
-        model = document.get("model")
-        if isinstance(model, dict):
-            model["name"] = manifest.model.name
+        # model.name is already the host's name for it (profile(model_name=...)).
         _name_attachments(document, manifest, data_paths)
         document.setdefault("schema", RESULT_SCHEMA)
         return document
