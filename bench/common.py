@@ -155,12 +155,12 @@ def machine_line(info: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- models
 
 MODEL_NAMES = ("tiny.tflite", "tiny.onnx", "slow.tflite", "slow.onnx")
-"""Fixture models every benchmark can use (from profiler.testmodels)."""
+"""Fixture models every benchmark can use (from modelkit.fixtures)."""
 
 
 def build_models(out_dir: str | Path) -> dict[str, Path]:
     """Write the tiny (one Add) and slow (~100 M MAC CNN) models in both formats."""
-    from profiler import testmodels as tm
+    from modelkit import fixtures as tm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

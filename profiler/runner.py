@@ -26,8 +26,8 @@ from typing import Any
 
 from profiler.errors import BAD_MODEL, CRASHED, INTERNAL, OUT_OF_MEMORY, TIMEOUT, ProfilerError
 from profiler.memory import maxrss_to_mb
+from profiler.phases import phase_words
 from profiler.settings import ProfileSettings
-from profiler.worker import phase_words
 
 log = logging.getLogger(__name__)
 

@@ -25,32 +25,13 @@ from typing import IO, Any
 
 from profiler.errors import INTERNAL, OUT_OF_MEMORY, RUNTIME_ERROR, ProfilerError
 from profiler.memory import read_rss
+from profiler.phases import phase_words
 from profiler.settings import ProfileSettings
 from profiler.stats import encode_samples
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[dict[str, Any]], None]
-
-# Phase identifiers → words for messages ("... while loading model.tflite").
-PHASE_WORDS = {
-    "starting": "starting on",
-    "importing": "importing the runtime for",
-    "loading": "loading",
-    "inputs": "preparing inputs for",
-    "first_inference": "running the first inference of",
-    "warmup": "warming up",
-    "steady": "running",
-    "accuracy": "evaluating the accuracy of",
-    "finishing": "finishing",
-    "analyzing": "analyzing",
-    "probing": "probing runtimes for",
-}
-
-
-def phase_words(phase: str) -> str:
-    """How a phase reads in a message, e.g. 'running the first inference of'."""
-    return PHASE_WORDS.get(phase, phase)
 
 
 class Reporter:

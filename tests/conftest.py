@@ -1,4 +1,5 @@
-"""Session-wide fixtures: a real Mosquitto broker started by the test session."""
+"""Session-wide fixtures: a real Mosquitto broker started by the test session, and
+every generated model fixture written once."""
 
 from __future__ import annotations
 
@@ -45,3 +46,24 @@ def fresh_mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every fixture of :func:`modelkit.fixtures.write_all`, by file name
+    (e.g. ``cnn_int8.tflite``, ``dtypes.onnx``, ``labelled.npz``), written once."""
+    from modelkit import fixtures
+
+    return fixtures.write_all(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def tflite_cnn(model_files: dict[str, Path]) -> Path:
+    """The fp32 CNN as .tflite."""
+    return model_files["cnn_fp32.tflite"]
+
+
+@pytest.fixture(scope="session")
+def onnx_cnn(model_files: dict[str, Path]) -> Path:
+    """The fp32 CNN as .onnx."""
+    return model_files["cnn_fp32.onnx"]

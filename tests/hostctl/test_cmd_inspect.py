@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hostctl.cli import app
-from profiler import testmodels
+from modelkit import fixtures
 from profiler.analysis import analyze
 from profiler.models import demo_model
 
@@ -18,7 +18,7 @@ from profiler.models import demo_model
 @pytest.fixture(scope="module")
 def dynamic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("inspect") / "dynamic.onnx"
-    path.write_bytes(testmodels.build_onnx_cnn(dynamic_batch=True))
+    path.write_bytes(fixtures.build_onnx_cnn(dynamic_batch=True))
     return path
 
 
@@ -30,7 +30,7 @@ def test_human_output_summarizes_the_model() -> None:
     result = _inspect(str(demo_model("tflite")))
     assert result.exit_code == 0, result.stderr
     out = result.stdout
-    spec = testmodels.DEMO_SPEC  # 64x64x3: 3,978 params, 13.11 M MACs, by hand
+    spec = fixtures.DEMO_SPEC  # 64x64x3: 3,978 params, 13.11 M MACs, by hand
     for text in (
         "demo_cnn.tflite",
         "tflite",
@@ -56,7 +56,7 @@ def test_shape_option_completes_macs(dynamic_onnx: Path) -> None:
     result = _inspect(str(dynamic_onnx), "--shape", "input=2,3,16,16", "--json")
     assert result.exit_code == 0, result.stderr
     model = json.loads(result.stdout)["model"]
-    assert model["macs"] == 2 * testmodels.CnnSpec().macs()
+    assert model["macs"] == 2 * fixtures.CnnSpec().macs()
     without = _inspect(str(dynamic_onnx))
     assert without.exit_code == 0
     assert "incomplete" in without.stdout and "--shape" in without.stdout

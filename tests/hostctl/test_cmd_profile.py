@@ -94,7 +94,7 @@ def test_people_get_a_detail_view(tmp_path: Path) -> None:
 
 
 def test_dynamic_shape_needs_shape_option(tmp_path: Path) -> None:
-    from profiler.testmodels import build_onnx_cnn
+    from modelkit.fixtures import build_onnx_cnn
 
     model = tmp_path / "dyn.onnx"
     model.write_bytes(build_onnx_cnn(dynamic_batch=True))
@@ -107,7 +107,7 @@ def test_dynamic_shape_needs_shape_option(tmp_path: Path) -> None:
 
 
 def test_accuracy_with_eval_data(tmp_path: Path) -> None:
-    from profiler.testmodels import build_onnx_classifier, make_labelled_dataset
+    from modelkit.fixtures import build_onnx_classifier, make_labelled_dataset
 
     model = tmp_path / "clf.onnx"
     model.write_bytes(build_onnx_classifier())

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from profiler.testmodels import (
+from modelkit.fixtures import (
     build_onnx_classifier,
     build_tflite_classifier,
     make_labelled_dataset,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from modelkit.fixtures import build_tflite_custom_op, build_tflite_tiny
 from profiler.models import demo_model
-from profiler.testmodels import build_tflite_custom_op, build_tflite_tiny
 from protocol.signing import write_key_pair
 from tests.integration.fleet_support import TINY, Agent, Host, Watcher
 from tests.support.broker import MosquittoBroker

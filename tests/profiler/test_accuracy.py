@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from profiler import testmodels
+from modelkit import fixtures
 from profiler.accuracy import evaluate_top1
 from profiler.backends import Backend, create_backend, detect_format
 from profiler.errors import BAD_EVAL_DATA, ProfilerError
@@ -19,26 +19,22 @@ TINY = ProfileSettings(runs=5, warmup=1, min_seconds=0, warmup_seconds=0)
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("acc")
-    files = {
-        "classifier_fp32.tflite": testmodels.build_tflite_classifier("fp32"),
-        "classifier_int8.tflite": testmodels.build_tflite_classifier("int8"),
-        "classifier.onnx": testmodels.build_onnx_classifier(),
-        "cnn_dynamic.onnx": testmodels.build_onnx_cnn(dynamic_batch=True),
-        "cnn_dynamic.tflite": testmodels.build_tflite_cnn(dynamic_batch=True),
-    }
-    for name, blob in files.items():
-        (out / name).write_bytes(blob)
-    paths = {name: out / name for name in files}
-    return paths
+def data(model_files: dict[str, Path]) -> dict[str, Path]:
+    names = (
+        "classifier_fp32.tflite",
+        "classifier_int8.tflite",
+        "classifier.onnx",
+        "cnn_dynamic.onnx",
+        "cnn_dynamic.tflite",
+    )
+    return {name: model_files[name] for name in names}
 
 
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float]:
     out = tmp_path_factory.mktemp("labels")
-    expected = testmodels.make_labelled_dataset(out / "labelled.npz", n=50)
-    same = testmodels.make_labelled_dataset(out / "labelled_int8.npz", n=50, int8=True)
+    expected = fixtures.make_labelled_dataset(out / "labelled.npz", n=50)
+    same = fixtures.make_labelled_dataset(out / "labelled_int8.npz", n=50, int8=True)
     assert same == expected
     return out / "labelled.npz", out / "labelled_int8.npz", expected
 

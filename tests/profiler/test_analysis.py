@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from profiler import testmodels
+from modelkit import fixtures
 from profiler.analysis import analyze, detect_format
 from profiler.errors import ProfilerError
 
-# The CNN, counted by hand (see test_testmodels.test_cnn_spec_matches_hand_computation):
+# The CNN, counted by hand (see tests/modelkit/test_fixtures.test_cnn_spec_matches_hand_computation):
 # conv 3x3 8*3*9+8, depthwise 8*9+8, conv 1x1 16*8+16, fc 10*16+10.
 CNN_PARAMS = 618
 CNN_MACS = 256 * (8 * 27 + 8 * 9 + 16 * 8) + 160
@@ -33,7 +33,7 @@ ONNX_OPS = {"Conv": 3, "Relu": 3, "GlobalAveragePool": 1, "Flatten": 1, "Gemm": 
 
 
 @pytest.mark.parametrize("fmt", ["tflite", "onnx"])
-@pytest.mark.parametrize("variant", testmodels.VARIANTS)
+@pytest.mark.parametrize("variant", fixtures.VARIANTS)
 def test_cnn_params_macs_and_dtypes(model_files: dict[str, Path], fmt: str, variant: str) -> None:
     report = analyze(model_files[f"cnn_{variant}.{fmt}"])
     model = report["model"]
@@ -64,7 +64,7 @@ def test_op_histograms(model_files: dict[str, Path]) -> None:
 
 
 def test_slow_model_macs(model_files: dict[str, Path]) -> None:
-    spec = testmodels.SLOW_SPEC
+    spec = fixtures.SLOW_SPEC
     for name in ("slow.tflite", "slow.onnx"):
         model = analyze(model_files[name])["model"]
         assert model["macs"] == spec.macs() == 96 * 96 * (64 * 27 + 64 * 9 + 128 * 64) + 1280
@@ -90,9 +90,9 @@ def test_weights_in_if_subgraphs_are_counted(model_files: dict[str, Path]) -> No
 def test_qlinear_ops(model_files: dict[str, Path]) -> None:
     model = analyze(model_files["qlinear.onnx"])["model"]
     # scales, zero points and the Reshape's int64 shape are not parameters
-    assert model["params"] == 4 * 27 + 4 + 1440 == testmodels.QLINEAR_PARAMS
+    assert model["params"] == 4 * 27 + 4 + 1440 == fixtures.QLINEAR_PARAMS
     assert model["weight_dtypes"] == {"int8": 108 + 1440, "int32": 4}
-    assert model["macs"] == 36 * 4 * 27 + 1440 == testmodels.QLINEAR_MACS
+    assert model["macs"] == 36 * 4 * 27 + 1440 == fixtures.QLINEAR_MACS
 
 
 def test_tiny_and_classifier(model_files: dict[str, Path]) -> None:
@@ -126,7 +126,7 @@ def test_dynamic_batch_needs_shapes_for_macs(model_files: dict[str, Path]) -> No
 
 def test_dynamic_batch_tflite_reports_null_dim(tmp_path: Path) -> None:
     path = tmp_path / "dyn.tflite"
-    path.write_bytes(testmodels.build_tflite_cnn(dynamic_batch=True))
+    path.write_bytes(fixtures.build_tflite_cnn(dynamic_batch=True))
     report = analyze(path)
     assert report["inputs"][0]["shape"] == [None, 16, 16, 3]
     assert report["inputs"][0]["dims"] == ["?", "16", "16", "3"]
@@ -222,9 +222,9 @@ def test_document_shape_and_file_facts(tflite_cnn: Path, onnx_cnn: Path) -> None
         assert model["name"] == path.name
         assert model["size_bytes"] == path.stat().st_size
         assert model["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-        assert model["producer"].startswith("edgeprof.testmodels")
+        assert model["producer"].startswith("edgeprof.modelkit")
         json.dumps(report)  # JSON-serializable as is
-    assert analyze(onnx_cnn)["model"]["opset"] == testmodels.ONNX_OPSET
+    assert analyze(onnx_cnn)["model"]["opset"] == fixtures.ONNX_OPSET
     assert analyze(tflite_cnn)["model"]["schema_version"] == 3
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from profiler import testmodels
+from modelkit import fixtures
 from profiler.backends import create_backend, detect_format
 from profiler.backends.onnxrt import default_intra_op_threads
 from profiler.backends.tflite import import_interpreter_module, tflite_runtime_numpy_problem
@@ -26,17 +26,9 @@ from profiler.settings import ProfileSettings
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("models")
-    files = {
-        "tiny.tflite": testmodels.build_tflite_tiny(),
-        "tiny.onnx": testmodels.build_onnx_tiny(),
-        "custom_op.tflite": testmodels.build_tflite_custom_op(),
-        "custom_op.onnx": testmodels.build_onnx_custom_op(),
-    }
-    for name, data in files.items():
-        (out / name).write_bytes(data)
-    return {name: out / name for name in files}
+def models(model_files: dict[str, Path]) -> dict[str, Path]:
+    names = ("tiny.tflite", "tiny.onnx", "custom_op.tflite", "custom_op.onnx")
+    return {name: model_files[name] for name in names}
 
 
 def _run_once(path: Path, settings: ProfileSettings) -> tuple[list[np.ndarray], dict[str, object]]:
@@ -106,7 +98,7 @@ def test_custom_op_error_names_the_op(models: dict[str, Path], name: str) -> Non
         backend.load(str(path))
         backend.prepare({})
     assert err.value.code == CUSTOM_OP
-    assert testmodels.CUSTOM_OP_NAME in err.value.message
+    assert fixtures.CUSTOM_OP_NAME in err.value.message
 
 
 def test_missing_tflite_runtime_says_what_to_install() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from profiler import testmodels
+from modelkit import fixtures
 from profiler.errors import (
     BAD_INPUT,
     BAD_MODEL,
@@ -39,21 +39,26 @@ def _tiny(**changes: Any) -> ProfileSettings:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def models(
+    tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path]
+) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("models")
-    files = {
-        "cnn.tflite": testmodels.build_tflite_cnn(),
-        "cnn.onnx": testmodels.build_onnx_cnn(),
-        "cnn_dynamic.onnx": testmodels.build_onnx_cnn(dynamic_batch=True),
-        "cnn_dynamic.tflite": testmodels.build_tflite_cnn(dynamic_batch=True),
-        "tiny.onnx": testmodels.build_onnx_tiny(),
-        "dtypes.onnx": testmodels.build_onnx_dtypes(),
-        "custom_op.tflite": testmodels.build_tflite_custom_op(),
-        "custom_op.onnx": testmodels.build_onnx_custom_op(),
+    paths = {
+        "cnn.tflite": model_files["cnn_fp32.tflite"],
+        "cnn.onnx": model_files["cnn_fp32.onnx"],
+        **{
+            name: model_files[name]
+            for name in (
+                "cnn_dynamic.onnx",
+                "cnn_dynamic.tflite",
+                "tiny.onnx",
+                "dtypes.onnx",
+                "custom_op.tflite",
+                "custom_op.onnx",
+            )
+        },
     }
-    for name, data in files.items():
-        (out / name).write_bytes(data)
-    paths = {name: out / name for name in files}
+    files = {name: path.read_bytes() for name, path in paths.items()}
     (out / "truncated.tflite").write_bytes(files["cnn.tflite"][:300])
     (out / "truncated.onnx").write_bytes(files["cnn.onnx"][:300])
     (out / "garbage.onnx").write_bytes(b"\xffgarbage" * 50)
@@ -85,14 +90,14 @@ def test_both_formats_give_a_complete_result(models: dict[str, Path], name: str)
     assert result["created_at"].endswith("Z")
     assert result["device"]["tags"] == ["lab"]
     model = result["model"]
-    assert model["name"] == name
+    assert model["name"] == path.name
     assert model["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert model["size_bytes"] == path.stat().st_size
     assert model["format"] == path.suffix[1:]
     # From profiler.analysis, run in a child of its own.
     assert (model["params"], model["macs"]) == (
-        testmodels.CnnSpec().params(),
-        testmodels.CnnSpec().macs(),
+        fixtures.CnnSpec().params(),
+        fixtures.CnnSpec().macs(),
     )
     latency = result["latency_ms"]
     assert latency["n"] >= 5 and 0 < latency["min"] <= latency["mean"] <= latency["max"]
@@ -191,7 +196,7 @@ def test_dynamic_shapes(models: dict[str, Path], name: str, shape: list[int], di
 @pytest.mark.parametrize("name", ["custom_op.tflite", "custom_op.onnx"])
 def test_custom_op_result_names_the_op(models: dict[str, Path], name: str) -> None:
     result = profile(models[name], TINY, analyze=False)
-    assert testmodels.CUSTOM_OP_NAME in _assert_error(result, CUSTOM_OP)
+    assert fixtures.CUSTOM_OP_NAME in _assert_error(result, CUSTOM_OP)
     assert result["model"]["sha256"] is not None  # an error result still names the model
     assert result["runtime"]["name"] in ("litert", "onnxruntime")  # and what refused it
 
@@ -386,7 +391,7 @@ def test_results_keep_at_most_max_kept_samples_in_time_order() -> None:
 
 
 def test_model_name_replaces_the_file_name_in_reports(tmp_path: Path) -> None:
-    from profiler.testmodels import build_tflite_custom_op
+    from modelkit.fixtures import build_tflite_custom_op
 
     cached = tmp_path / ("ab" * 32 + ".tflite")
     cached.write_bytes(build_tflite_custom_op())

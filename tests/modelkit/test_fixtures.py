@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from profiler import testmodels
+from modelkit import fixtures
 from profiler.errors import ProfilerError
 from profiler.models import demo_model
 
@@ -167,12 +167,12 @@ def test_classifiers_score_the_promised_accuracy(model_files: dict[str, Path]) -
 
 
 def test_labelled_dataset_accuracy_follows_wrong_fraction(tmp_path: Path) -> None:
-    assert testmodels.make_labelled_dataset(tmp_path / "a.npz", n=20, wrong_fraction=0.25) == 0.75
-    assert testmodels.make_labelled_dataset(tmp_path / "b.npz", n=10, wrong_fraction=0.0) == 1.0
+    assert fixtures.make_labelled_dataset(tmp_path / "a.npz", n=20, wrong_fraction=0.25) == 0.75
+    assert fixtures.make_labelled_dataset(tmp_path / "b.npz", n=10, wrong_fraction=0.0) == 1.0
 
 
 def test_cnn_spec_matches_hand_computation() -> None:
-    spec = testmodels.CnnSpec()
+    spec = fixtures.CnnSpec()
     # conv 8*3*9+8, depthwise 8*9+8, 1x1 16*8+16, fc 10*16+10
     assert spec.params() == 224 + 80 + 144 + 170 == 618
     # 256 pixels: 8*27 + 8*9 + 16*8 MACs each, plus the fc's 160
@@ -183,16 +183,16 @@ def test_cnn_spec_matches_hand_computation() -> None:
 
 def test_unknown_variant_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown variant"):
-        testmodels.build_onnx_cnn(variant="int4")
+        fixtures.build_onnx_cnn(variant="int4")
 
 
 def test_committed_demo_models_are_current_and_small() -> None:
-    spec = testmodels.DEMO_SPEC
-    assert demo_model("tflite").read_bytes() == testmodels.build_tflite_cnn(spec)
-    assert demo_model("tflite", "int8").read_bytes() == testmodels.build_tflite_cnn(
+    spec = fixtures.DEMO_SPEC
+    assert demo_model("tflite").read_bytes() == fixtures.build_tflite_cnn(spec)
+    assert demo_model("tflite", "int8").read_bytes() == fixtures.build_tflite_cnn(
         spec, variant="int8"
     )
-    assert demo_model("onnx").read_bytes() == testmodels.build_onnx_cnn(spec)
+    assert demo_model("onnx").read_bytes() == fixtures.build_onnx_cnn(spec)
     assert demo_model().name == "demo_cnn.tflite"
     assert demo_model("onnx").stat().st_size < 100_000
     # int8 is the smaller file: the demo shows what quantization buys
@@ -213,7 +213,7 @@ def test_missing_demo_model_is_a_profiler_error(monkeypatch: pytest.MonkeyPatch)
 def test_command_line_writes_the_demo_models(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert testmodels.main(["--out", str(tmp_path / "out")]) == 0
+    assert fixtures.main(["--out", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "demo_cnn.onnx",
         "demo_cnn.tflite",
