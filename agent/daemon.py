@@ -46,12 +46,12 @@ from protocol.messages import (
     ResultAck,
     decode_json,
 )
+from protocol.result import RESULT_SCHEMA
 from protocol.signing import open_envelope
 
 log = logging.getLogger(__name__)
 
 AGENT_VERSION = "0.1.0"
-RESULT_SCHEMA = "edgeprof.result/1"
 
 MAX_CONTROL_PAYLOAD = 1024 * 1024
 FIRST_REQUEST_AFTER_S = 1.0

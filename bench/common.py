@@ -248,7 +248,7 @@ def run_profiler(model: str | Path, loop: LoopSettings) -> dict[str, Any]:
 
 def result_samples_ns(result: Mapping[str, Any]) -> list[int]:
     """The raw steady-state samples of a result document (empty if it kept none)."""
-    from profiler.stats import decode_samples
+    from protocol.result import decode_samples
 
     doc = result.get("samples")
     return decode_samples(doc) if isinstance(doc, Mapping) else []

@@ -97,7 +97,8 @@ def _samples_seconds(result: Mapping[str, Any]) -> dict[str, float]:
     import array
 
     from profiler.runner import MAX_KEPT_SAMPLES
-    from profiler.stats import decode_samples, encode_samples, latency_stats, stability_flags
+    from profiler.stats import latency_stats, stability_flags
+    from protocol.result import decode_samples, encode_samples
 
     n = int(result["latency_ms"]["n"])
     kept = result_samples_ns(result) or [1000]

@@ -1,7 +1,7 @@
 """The `hostctl` typer application: global options and command registration.
 
-Each command lives in its own module (`hostctl/cmd_*.py`) and registers itself
-on :data:`app` via ``register(app)``; commands parse options and call plain
+Each command lives in its own module (`hostctl/cmd_*.py`), listed below, and
+registers itself on :data:`app` via ``register(app)``; commands parse options and call plain
 keyword-only functions. Domain errors become one red line and exit 1 here,
 in the CLI layer only.
 """
@@ -15,7 +15,16 @@ from typing import Annotated
 
 import typer
 
-from hostctl import __version__
+from hostctl import (
+    __version__,
+    cmd_demo,
+    cmd_devices,
+    cmd_inspect,
+    cmd_keys,
+    cmd_profile,
+    cmd_push,
+    cmd_results,
+)
 
 app = typer.Typer(
     name="hostctl",
@@ -123,30 +132,19 @@ def main_callback(
     )
 
 
-def _register_commands() -> None:
-    # Imported here so each command module stays independent; none of them may
-    # import a runtime (or numpy) at module level: `hostctl --help` stays fast.
-    import importlib
-
-    for name in (
-        "cmd_profile",
-        "cmd_inspect",
-        "cmd_keys",
-        "cmd_devices",
-        "cmd_push",
-        "cmd_results",
-        "cmd_demo",
-    ):
-        try:
-            module = importlib.import_module(f"hostctl.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"hostctl.{name}":
-                continue  # command not built yet
-            raise
-        module.register(app)
-
-
-_register_commands()
+# Static registration: each command module imports only typer and light modules at
+# its top (never a runtime, numpy, MQTT or signing code), so `hostctl --help` stays
+# fast; what a command needs is imported when it runs.
+for _command in (
+    cmd_profile,
+    cmd_inspect,
+    cmd_keys,
+    cmd_devices,
+    cmd_push,
+    cmd_results,
+    cmd_demo,
+):
+    _command.register(app)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hostctl.cmdutil import error_line, user_errors
+from hostctl.cmdutil import error_line, global_options, info_line, user_errors
 
 
 class BrokerChoice(str, Enum):
@@ -20,6 +20,7 @@ class BrokerChoice(str, Enum):
 
 
 def demo_command(
+    ctx: typer.Context,
     keep: Annotated[
         bool,
         typer.Option("--keep", help="Leave the broker and agent running; print what to try next."),
@@ -37,19 +38,26 @@ def demo_command(
     """Start a broker and an agent on this machine, push the demo models, show the results."""
     from rich.console import Console
 
-    from hostctl.cmd_push import PushProgress
     from hostctl.demo import demo_models, next_command, run_demo, start_fleet
+    from hostctl.progress import PushProgress
+    from hostctl.store import ResultStore
 
     err = Console(stderr=True)
+    options = global_options(ctx)
     with user_errors():
         models = demo_models(include_onnx=onnx)
+        store_path = ResultStore.resolve(options.db)  # the results outlive the demo fleet
         with err.status("starting a broker and an agent on this machine"):
             fleet = start_fleet(broker=broker.value)
-        err.print(f"broker: {fleet.broker_kind} at {fleet.url}; agent: demo-device")
+        info_line(f"broker: {fleet.broker_kind} at {fleet.url}; agent: demo-device")
         try:
             with PushProgress(True) as progress:
                 outcome = run_demo(
-                    fleet, models, on_update=progress.update, on_targets=progress.add
+                    fleet,
+                    models,
+                    db=store_path,
+                    on_update=progress.update,
+                    on_targets=progress.add,
                 )
         except BaseException:
             fleet.stop(remove=not keep)
@@ -62,17 +70,16 @@ def demo_command(
         from hostctl.render import results_table
 
         Console().print(results_table(outcome.results, title="edgeprof demo"))
+        info_line(
+            f"results stored in {store_path}: see them again with `hostctl results --label demo`"
+        )
     if keep:
         pids = " ".join(str(p.pid) for p in fleet.processes)
-        err.print(
-            f"the demo fleet keeps running (stop it with: kill {pids}; "
-            f"then remove {fleet.workdir})",
-            highlight=False,
+        info_line(
+            f"the demo fleet keeps running (stop it with: kill {pids}; then remove {fleet.workdir})"
         )
-        err.print("try next:")
-        err.print(
-            f"  {next_command(fleet, models[0])}", markup=False, highlight=False, soft_wrap=True
-        )
+        info_line("try next:")
+        info_line(f"  {next_command(fleet, models[0], store_path)}")
     if outcome.failures:
         for failure in outcome.failures:
             error_line(f"{failure.device_id} ({failure.model}): {failure.state}: {failure.reason}")

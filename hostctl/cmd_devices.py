@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from hostctl.cmdutil import global_options, user_errors
-from hostctl.fleet import INVENTORY_SUBSCRIPTIONS, Device, read_fleet
-from hostctl.mqtt import HostSession, ephemeral_client_id
+
+if TYPE_CHECKING:
+    from hostctl.fleet import Device
 
 _STATE_STYLE = {"online": "green", "busy": "yellow", "offline": "red"}
 
@@ -50,6 +51,7 @@ def _runtimes(info: dict[str, Any]) -> str:
 def devices_table(devices: list[Device]) -> Any:
     """A rich table of the fleet."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="edgeprof devices", title_justify="left")
     for column in ("device", "state", "last seen", "hardware", "runtimes", "tags"):
@@ -59,12 +61,12 @@ def devices_table(devices: list[Device]) -> Any:
         doc = device.to_json()
         style = _STATE_STYLE.get(device.status, "")
         table.add_row(
-            device.id,
-            f"[{style}]{device.status}[/{style}]",
-            ago(device.last_seen, now),
-            _hardware(doc["info"]),
-            _runtimes(doc["info"]),
-            ", ".join(device.tags) or "-",
+            Text(device.id),
+            Text(device.status, style=style),
+            Text(ago(device.last_seen, now)),
+            Text(_hardware(doc["info"])),
+            Text(_runtimes(doc["info"])),
+            Text(", ".join(device.tags) or "-"),
         )
     return table
 
@@ -82,6 +84,9 @@ def devices_command(
     ] = 0.0,
 ) -> None:
     """List the devices, with online/busy/offline, hardware, runtimes and tags."""
+    from hostctl.fleet import INVENTORY_SUBSCRIPTIONS, read_fleet
+    from hostctl.mqtt import HostSession, ephemeral_client_id
+
     options = global_options(ctx)
     with user_errors():
         session = HostSession(

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+
+from hostctl.cmdutil import error_line
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _DASH = "—"
 
@@ -49,13 +53,13 @@ def inspect_command(
         if json_output:
             typer.echo(json.dumps({"error": exc.to_dict()}))
         else:
-            Console(stderr=True, highlight=False).print(
-                f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True
-            )
+            error_line(exc.message)
         raise typer.Exit(1) from None
     if json_output:
         typer.echo(json.dumps(report, indent=2))
         return
+    from rich.console import Console
+
     render_inspection(report, Console(highlight=False))
 
 
@@ -82,6 +86,7 @@ def _bytes(n: int) -> str:
 def render_inspection(report: dict[str, Any], console: Console) -> None:
     """Print :func:`profiler.analysis.analyze`'s document as a summary and tables."""
     from rich.table import Table
+    from rich.text import Text
 
     model = report["model"]
     summary = Table.grid(padding=(0, 2))
@@ -97,10 +102,15 @@ def render_inspection(report: dict[str, Any], console: Console) -> None:
     dtypes = ", ".join(
         f"{name} {count / total:.0%}" for name, count in model["weight_dtypes"].items()
     )
-    macs = f"{_count(model['macs'])}, FLOPs {_count(model['flops'])}"
-    if not model.get("macs_complete", True):
-        macs += " [yellow](incomplete: see the notes below)[/]"
-    rows = [
+    if isinstance(model.get("macs"), int) and (model["macs"] or model.get("macs_complete", True)):
+        macs = Text(
+            f"{_count(model['macs'])}, FLOPs {_count(model.get('flops') or 2 * model['macs'])}"
+        )
+        if not model.get("macs_complete", True):
+            macs.append(" (incomplete, a lower bound: see the notes below)", style="yellow")
+    else:
+        macs = Text("unknown (see the notes below)", style="yellow")
+    rows: list[tuple[str, Any]] = [
         ("model", model["name"]),
         ("format", f"{fmt} ({extra})"),
         ("producer", model.get("producer") or _DASH),
@@ -114,7 +124,7 @@ def render_inspection(report: dict[str, Any], console: Console) -> None:
     if model.get("custom_ops"):
         rows.append(("custom ops", ", ".join(model["custom_ops"])))
     for key, value in rows:
-        summary.add_row(key, value)
+        summary.add_row(Text(key), value if isinstance(value, Text) else Text(str(value)))
     console.print(summary)
 
     io = Table(title="inputs and outputs", title_justify="left")
@@ -124,11 +134,16 @@ def render_inspection(report: dict[str, Any], console: Console) -> None:
         for entry in entries:
             q = entry.get("quantization")
             io.add_row(
-                kind,
-                entry["name"],
-                entry["dtype"],
-                "x".join(entry["dims"]) if entry.get("dims") else _DASH,
-                f"scale {q['scale']:.6g}, zero point {q['zero_point']}" if q else _DASH,
+                *(
+                    Text(str(value))
+                    for value in (
+                        kind,
+                        entry["name"],
+                        entry["dtype"],
+                        "x".join(entry["dims"]) if entry.get("dims") else _DASH,
+                        f"scale {q['scale']:.6g}, zero point {q['zero_point']}" if q else _DASH,
+                    )
+                )
             )
     console.print(io)
 
@@ -136,7 +151,9 @@ def render_inspection(report: dict[str, Any], console: Console) -> None:
     ops.add_column("op")
     ops.add_column("count", justify="right")
     for name, count in report["ops"].items():
-        ops.add_row(name, str(count))
+        ops.add_row(Text(str(name)), Text(str(count)))
     console.print(ops)
     for note in model.get("notes", []):
-        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        line = Text("note: ", style="yellow")
+        line.append(str(note))
+        console.print(line, soft_wrap=True)

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from hostctl.cmdutil import user_errors
-from hostctl.keys import create_key_pair
 
 keys_app = typer.Typer(help="Manage the signing key pair agents trust.", no_args_is_help=True)
 
@@ -23,6 +22,8 @@ def init_command(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing key pair.")] = False,
 ) -> None:
     """Create host.key (secret, mode 0600) and host.pub (give it to every agent)."""
+    from hostctl.keys import create_key_pair
+
     with user_errors():
         secret, public, kid = create_key_pair(directory, force=force)
     typer.echo(f"secret key: {secret}")

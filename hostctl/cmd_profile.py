@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from hostctl import options
-from hostctl.options import RuntimeChoice
+from hostctl.cmdutil import error_line, warning_line
+from hostctl.options import RuntimeChoice, build_settings, option_names
 
 log = logging.getLogger(__name__)
 
@@ -32,64 +31,8 @@ _PHASE_TEXT = {
 
 def _fail(message: str) -> typer.Exit:
     """Print one red line on stderr and return the exit to raise."""
-    Console(stderr=True, highlight=False).print(
-        f"[bold red]error:[/] {message}", markup=True, soft_wrap=True
-    )
+    error_line(message)
     return typer.Exit(1)
-
-
-def _option_names(message: str) -> str:
-    # ProfileSettings speaks in field names; the user typed option names.
-    for name in ("runs", "warmup_seconds", "warmup", "min_seconds", "max_seconds", "threads"):
-        message = re.sub(rf"(?<![-\w]){name}\b", "--" + name.replace("_", "-"), message)
-    return message
-
-
-def build_settings(
-    *,
-    runs: int | None = None,
-    warmup: int | None = None,
-    warmup_seconds: float | None = None,
-    min_seconds: float | None = None,
-    max_seconds: float | None = None,
-    threads: int | None = None,
-    runtime: str | None = None,
-    provider: str | None = None,
-    xnnpack: bool = True,
-    shapes: list[str] | None = None,
-    inputs_path: str | None = None,
-    eval_path: str | None = None,
-    seed: int | None = None,
-    timeout_s: float | None = None,
-) -> Any:
-    """ProfileSettings from CLI values; options left as None keep the defaults.
-
-    Raises ValueError with a one-line message on invalid values.
-    """
-    from profiler.settings import ProfileSettings, parse_shape_option
-
-    given: dict[str, Any] = {
-        "runs": runs,
-        "warmup": warmup,
-        "warmup_seconds": warmup_seconds,
-        "min_seconds": min_seconds,
-        "max_seconds": max_seconds,
-        "threads": threads,
-        "runtime": runtime,
-        "provider": provider,
-        "inputs_path": inputs_path,
-        "eval_path": eval_path,
-        "seed": seed,
-        "timeout_s": timeout_s,
-    }
-    kwargs = {k: v for k, v in given.items() if v is not None}
-    if not xnnpack:
-        kwargs["xnnpack"] = False
-    if shapes:
-        kwargs["shapes"] = parse_shape_option(shapes)
-    if timeout_s is not None and timeout_s <= 0:
-        raise ValueError("--timeout must be positive")
-    return ProfileSettings(**kwargs)
 
 
 def profile_command(
@@ -149,7 +92,7 @@ def profile_command(
             timeout_s=timeout,
         )
     except ValueError as exc:
-        raise _fail(_option_names(str(exc))) from None
+        raise _fail(option_names(str(exc))) from None
     result = run_profile(model, settings, label=label, show_progress=True)
     # A typo in the path is not a measurement: nothing to keep.
     if store and (result.get("error") or {}).get("code") not in _NOT_A_MEASUREMENT:
@@ -160,6 +103,8 @@ def profile_command(
         error = result.get("error") or {}
         raise _fail(str(error.get("message") or error.get("code") or "profiling failed"))
     else:
+        from rich.console import Console
+
         from hostctl.render import result_detail
 
         Console().print(result_detail(result))
@@ -192,9 +137,7 @@ def _store(ctx: typer.Context, result: dict[str, Any]) -> None:
         finally:
             results.close()
     except HostctlError as exc:
-        Console(stderr=True, soft_wrap=True).print(
-            f"[yellow]warning:[/yellow] result not stored: {exc}"
-        )
+        warning_line(f"result not stored: {exc}")
 
 
 def run_profile(
@@ -205,11 +148,14 @@ def run_profile(
     A ProfilerError raised before the worker starts becomes an error document,
     so callers always get one.
     """
+    from rich.console import Console
+    from rich.markup import escape
+
     from profiler.errors import ProfilerError
     from profiler.runner import profile
 
     err = Console(stderr=True)
-    name = os.path.basename(model)
+    name = escape(os.path.basename(model))
     try:
         if show_progress and err.is_terminal:
             with err.status(f"{name}: starting", spinner="dots") as status:

@@ -12,117 +12,15 @@ import typer
 from hostctl import options
 from hostctl.cmdutil import error_line, global_options, user_errors
 from hostctl.errors import HostctlError
-from hostctl.options import RuntimeChoice
+from hostctl.options import RuntimeChoice, build_settings
+from hostctl.progress import PushProgress
+from hostctl.session import fleet_session, open_store
 
 if TYPE_CHECKING:
     from hostctl.cli import GlobalOptions
-    from hostctl.fleet import Job, PushOutcome
+    from hostctl.fleet import PushOutcome
 
 logger = logging.getLogger(__name__)
-
-_STATE_TEXT = {
-    "sent": "sent",
-    "queued": "queued",
-    "accepted": "accepted",
-    "downloading": "downloading",
-    "verifying": "verifying",
-    "running": "running",
-    "succeeded": "[green]done[/green]",
-    "failed": "[red]failed[/red]",
-    "rejected": "[red]rejected[/red]",
-    "timed_out": "[red]timed out[/red]",
-    "canceled": "[yellow]canceled[/yellow]",
-}
-
-
-def open_store(options: GlobalOptions) -> Any:
-    """The results store of --db (or the default)."""
-    from hostctl.store import ResultStore
-
-    return ResultStore(options.db)
-
-
-def fleet_session(options: GlobalOptions, store_path: Path) -> Any:
-    """A connected session: the store's persistent one (results are queued for it
-    while hostctl is away), or a clean one when another hostctl holds it."""
-    from hostctl.fleet import FLEET_SUBSCRIPTIONS
-    from hostctl.mqtt import HostSession, SessionLock, ephemeral_client_id, host_client_id
-
-    lock = SessionLock(store_path)
-    persistent = lock.acquire()
-    if not persistent:
-        logger.warning(
-            "another hostctl is using the session of %s: results it misses now "
-            "are fetched by `hostctl collect`",
-            store_path,
-        )
-    session = HostSession(
-        options,
-        client_id=host_client_id(store_path) if persistent else ephemeral_client_id(),
-        subscriptions=FLEET_SUBSCRIPTIONS,
-        persistent=persistent,
-    )
-    session.lock = lock
-    try:
-        session.connect()
-    except BaseException:
-        lock.release()
-        raise
-    return session
-
-
-class PushProgress:
-    """Per-job progress lines on stderr: state, transfer %, run phase."""
-
-    def __init__(self, enabled: bool) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn
-
-        self.progress = Progress(
-            TextColumn("{task.fields[job]}"),
-            BarColumn(),
-            TextColumn("{task.description}"),
-            console=Console(stderr=True),
-            disable=not enabled,
-            transient=False,
-        )
-        self.tasks: dict[str, Any] = {}
-
-    def add(self, jobs: list[Job]) -> None:
-        for job in jobs:
-            name = f"{job.device_id} · {job.model_name}"
-            self.tasks[job.job_id] = self.progress.add_task("sent", total=100, job=name)
-
-    def update(self, job: Job) -> None:
-        task = self.tasks.get(job.job_id)
-        if task is None:
-            return
-        text = _STATE_TEXT.get(job.state, job.state)
-        completed: float | None = None
-        if job.state == "downloading":
-            received, total = job.progress.get("received"), job.progress.get("total")
-            if isinstance(received, int) and isinstance(total, int) and total > 0:
-                completed = 50.0 * received / total
-                text = f"downloading {100 * received // total}%"
-        elif job.state in ("verifying", "running"):
-            completed = 50.0 if job.state == "verifying" else 60.0
-            phase = job.progress.get("phase")
-            if phase:
-                text = f"running: {phase}"
-        elif job.done:
-            completed = 100.0
-            if not job.ok and job.reason:
-                text = f"{text}: {job.reason}"
-        if job.progress.get("device") == "offline" and not job.done:
-            text += " (device offline)"
-        self.progress.update(task, description=text, completed=completed)
-
-    def __enter__(self) -> PushProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
 
 
 def run_push(
@@ -230,8 +128,6 @@ def push_command(
     ] = False,
 ) -> None:
     """Transfer MODELs to the targets, run them there, print and store the results."""
-    from hostctl.cmd_profile import build_settings
-
     options = global_options(ctx)
     with user_errors():
         # Data files travel to the devices like the models (content-addressed, cached

@@ -1,4 +1,6 @@
-"""Shared pieces of the fleet commands: turning domain errors into one red line."""
+"""What every command shares: the one place messages reach the console (escaped, so
+a path like ``bad[v2].onnx`` or dims like ``[1, 3]`` print exactly), one error
+prefix, and turning domain errors into one red line and exit 1."""
 
 from __future__ import annotations
 
@@ -24,6 +26,15 @@ def error_line(message: str) -> None:
     Console(stderr=True, soft_wrap=True).print(
         f"[red]error:[/red] {escape(message)}", markup=True, highlight=False
     )
+
+
+def info_line(message: str) -> None:
+    """Print one plain line on stderr (progress and hints for people; stdout stays
+    clean for --json). The text is printed exactly, never read as markup."""
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(stderr=True, soft_wrap=True).print(Text(message), highlight=False)
 
 
 def warning_line(message: str) -> None:

@@ -263,21 +263,27 @@ def run_demo(
     fleet: DemoFleet,
     models: Sequence[Path],
     *,
+    db: Path | None = None,
     on_update: Callable[[Any], None] | None = None,
     on_targets: Callable[[list[Any]], None] | None = None,
     timeout: float = 180.0,
 ) -> Any:
-    """Push `models` to the demo device; returns the fleet.PushOutcome."""
+    """Push `models` to the demo device; returns the fleet.PushOutcome.
+
+    Results go to the store at `db` (the user's, so they outlive the demo fleet),
+    or to the fleet's own temporary one when None."""
     from hostctl.fleet import FLEET_SUBSCRIPTIONS, push
     from hostctl.mqtt import HostSession, host_client_id
     from hostctl.store import ResultStore
     from protocol.signing import load_signing_key
 
     key = load_signing_key(fleet.key_path)
-    with ResultStore(fleet.db_path) as store:
+    db_path = db if db is not None else fleet.db_path
+    with ResultStore(db_path) as store:
         session = HostSession(
             DemoConnection(fleet.url),
-            client_id=host_client_id(fleet.db_path),
+            # not the store's own persistent session: this broker dies with the demo
+            client_id=host_client_id(fleet.workdir / "session"),
             subscriptions=FLEET_SUBSCRIPTIONS,
             persistent=True,
         )
@@ -299,9 +305,9 @@ def run_demo(
             session.close()
 
 
-def next_command(fleet: DemoFleet, model: Path) -> str:
+def next_command(fleet: DemoFleet, model: Path, db: Path | None = None) -> str:
     """The exact command to try against a kept demo fleet."""
     return (
-        f"hostctl --broker {fleet.url} --key {fleet.key_path} --db {fleet.db_path} "
+        f"hostctl --broker {fleet.url} --key {fleet.key_path} --db {db or fleet.db_path} "
         f"push {model} --device {DEVICE_ID} --runs 50 --min-seconds 1"
     )

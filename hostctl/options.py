@@ -1,10 +1,12 @@
-"""Profile options shared by `hostctl profile` and `hostctl push`: declared once,
-so the two commands cannot drift apart (defaults live in ProfileSettings)."""
+"""Profile options shared by `hostctl profile`, `push` (and the study and gate
+commands): declared once, so the commands cannot drift apart (defaults live in
+ProfileSettings), and turned into ProfileSettings by :func:`build_settings`."""
 
 from __future__ import annotations
 
+import re
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -63,3 +65,57 @@ Seed = Annotated[int | None, typer.Option("--seed", help="Seed of generated inpu
 Label = Annotated[
     str | None, typer.Option("--label", help="Free-form label stored with the result.")
 ]
+
+
+def option_names(message: str) -> str:
+    """A ProfileSettings message in the option names the user typed (runs -> --runs)."""
+    for name in ("runs", "warmup_seconds", "warmup", "min_seconds", "max_seconds", "threads"):
+        message = re.sub(rf"(?<![-\w]){name}\b", "--" + name.replace("_", "-"), message)
+    return message
+
+
+def build_settings(
+    *,
+    runs: int | None = None,
+    warmup: int | None = None,
+    warmup_seconds: float | None = None,
+    min_seconds: float | None = None,
+    max_seconds: float | None = None,
+    threads: int | None = None,
+    runtime: str | None = None,
+    provider: str | None = None,
+    xnnpack: bool = True,
+    shapes: list[str] | None = None,
+    inputs_path: str | None = None,
+    eval_path: str | None = None,
+    seed: int | None = None,
+    timeout_s: float | None = None,
+) -> Any:
+    """ProfileSettings from CLI values; options left as None keep the defaults.
+
+    Raises ValueError with a one-line message on invalid values.
+    """
+    from profiler.settings import ProfileSettings, parse_shape_option
+
+    given: dict[str, Any] = {
+        "runs": runs,
+        "warmup": warmup,
+        "warmup_seconds": warmup_seconds,
+        "min_seconds": min_seconds,
+        "max_seconds": max_seconds,
+        "threads": threads,
+        "runtime": runtime,
+        "provider": provider,
+        "inputs_path": inputs_path,
+        "eval_path": eval_path,
+        "seed": seed,
+        "timeout_s": timeout_s,
+    }
+    kwargs = {k: v for k, v in given.items() if v is not None}
+    if not xnnpack:
+        kwargs["xnnpack"] = False
+    if shapes:
+        kwargs["shapes"] = parse_shape_option(shapes)
+    if timeout_s is not None and timeout_s <= 0:
+        raise ValueError("--timeout must be positive")
+    return ProfileSettings(**kwargs)

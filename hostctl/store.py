@@ -70,8 +70,13 @@ def _section(doc: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 class ResultStore:
     """Result documents in a SQLite file (created on first use)."""
 
+    @staticmethod
+    def resolve(path: str | Path | None) -> Path:
+        """The file a store opened with `path` (``--db``; None: the default) uses."""
+        return Path(path).expanduser() if path is not None else default_db_path()
+
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path is not None else default_db_path()
+        self.path = self.resolve(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=10.0)

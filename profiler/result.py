@@ -3,8 +3,8 @@
 Every document carries every key; what does not apply is null. Keys are never
 renamed within a schema version.
 
-Schema history:
-  edgeprof.result/1 — first version.
+The schema constant, its history and the one reader of these documents live in
+``protocol.result`` (shared with the agent and hostctl).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from typing import Any
 
 from profiler import __version__
 from profiler.settings import ProfileSettings
-
-SCHEMA = "edgeprof.result/1"
+from protocol.result import RESULT_SCHEMA
 
 RESULT_KEYS = (
     "schema",
@@ -179,7 +178,7 @@ def build_result(
     if (status == "error") != (error is not None):
         raise ValueError("an error result needs error{code, message}; an ok one must not")
     return {
-        "schema": SCHEMA,
+        "schema": RESULT_SCHEMA,
         "status": status,
         "job_id": job_id,
         "label": label,

@@ -420,7 +420,7 @@ def _kept_samples(samples: list[int]) -> dict[str, Any]:
     Thinning keeps every k-th sample, so time order (drift) survives, and says
     so: ``stride`` k and ``total`` runs.
     """
-    from profiler.stats import encode_samples
+    from protocol.result import encode_samples
 
     stride = max(1, -(-len(samples) // MAX_KEPT_SAMPLES))
     doc = encode_samples(samples[::stride])
@@ -485,7 +485,8 @@ def _profile(
 ) -> dict[str, Any]:
     from profiler.backends import detect_format
     from profiler.result import build_result, model_section, settings_section
-    from profiler.stats import decode_samples, detect_drift, latency_stats, stability_flags
+    from profiler.stats import detect_drift, latency_stats, stability_flags
+    from protocol.result import decode_samples
 
     settings = settings or ProfileSettings()
     path = str(model_path)
@@ -561,6 +562,9 @@ def _profile(
     drift = detect_drift(samples)
     stats["drift"] = drift
     flags = stability_flags(samples, stats, env_before, env_after, drift=drift)
+    steady = (data.get("phases") or {}).get("steady")
+    if isinstance(steady, Mapping) and steady.get("capped"):
+        flags.append("capped")  # --max-seconds ended the steady state before its minima
     if accuracy_error:
         flags.append("accuracy_error")
     return build_result(

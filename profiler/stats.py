@@ -1,6 +1,6 @@
 """Latency statistics of one profiling run: percentiles with distribution-free
-confidence intervals, drift detection, stability flags and a compact lossless
-encoding of the raw samples.
+confidence intervals, drift detection and stability flags (the samples'
+encoding lives with the result document, in protocol.result).
 
 Pure standard library on purpose: this runs in the light parent process (and in
 hostctl), which must not import NumPy. The methods are described precisely in
@@ -18,12 +18,8 @@ hostctl), which must not import NumPy. The methods are described precisely in
 
 from __future__ import annotations
 
-import array
-import base64
 import logging
 import math
-import sys
-import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -68,8 +64,6 @@ DRIFT_MAX_BLOCKS = 20
 DRIFT_BLOCK_MIN = 5
 """Each block holds at least this many samples."""
 
-SAMPLES_ENCODING = "zlib+base64:int64-le"
-"""Encoding tag of :func:`encode_samples` documents."""
 
 _NS_PER_MS = 1_000_000.0
 _EPS = 1e-12  # tolerance of coverage comparisons against floating-point rounding
@@ -237,52 +231,6 @@ def _robust_cov(sorted_ms: Sequence[float]) -> float | None:
 
 
 # --------------------------------------------------------------------------- samples
-
-
-def encode_samples(samples_ns: Sequence[int]) -> dict[str, Any]:
-    """Pack integer nanosecond samples into a compact, JSON-safe, lossless document.
-
-    ``{"unit": "ns", "encoding": "zlib+base64:int64-le", "n": N, "data": "..."}``;
-    ``data`` is base64 of zlib-compressed little-endian signed 64-bit integers,
-    in the order measured (order matters for drift analysis).
-    """
-    values = array.array("q", (int(s) for s in samples_ns))
-    if sys.byteorder != "little":
-        values.byteswap()
-    # Level 6: level 9 is ~15x slower on 10^5 samples for ~4% smaller output.
-    data = base64.b64encode(zlib.compress(values.tobytes(), 6)).decode("ascii")
-    return {"unit": "ns", "encoding": SAMPLES_ENCODING, "n": len(values), "data": data}
-
-
-def decode_samples(doc: Mapping[str, Any]) -> list[int]:
-    """Inverse of :func:`encode_samples`. Raises ValueError on a malformed document.
-
-    ``doc`` is a samples document (``result["samples"]``) or a whole result
-    document, whose ``samples`` is then used (ValueError when it has none,
-    e.g. an error result or one profiled without keeping samples).
-    """
-    if "encoding" not in doc and "schema" in doc:
-        inner = doc.get("samples")
-        if not isinstance(inner, Mapping):
-            raise ValueError("this result document has no samples (error or samples not kept)")
-        doc = inner
-    if doc.get("encoding") != SAMPLES_ENCODING or doc.get("unit") != "ns":
-        raise ValueError(
-            f"unsupported samples encoding {doc.get('encoding')!r} / unit {doc.get('unit')!r}"
-        )
-    try:
-        raw = zlib.decompress(base64.b64decode(str(doc["data"]), validate=True))
-    except (KeyError, ValueError, zlib.error) as exc:
-        raise ValueError(f"corrupt samples document: {exc}") from None
-    if len(raw) % 8:
-        raise ValueError("corrupt samples document: length is not a multiple of 8 bytes")
-    values = array.array("q")
-    values.frombytes(raw)
-    if sys.byteorder != "little":
-        values.byteswap()
-    if doc.get("n") is not None and doc["n"] != len(values):
-        raise ValueError(f"corrupt samples document: n={doc['n']} but {len(values)} values")
-    return values.tolist()
 
 
 # --------------------------------------------------------------------------- drift

@@ -27,7 +27,7 @@ from profiler.errors import INTERNAL, OUT_OF_MEMORY, RUNTIME_ERROR, ProfilerErro
 from profiler.memory import read_rss
 from profiler.phases import phase_words
 from profiler.settings import ProfileSettings
-from profiler.stats import encode_samples
+from protocol.result import encode_samples
 
 log = logging.getLogger(__name__)
 

@@ -86,9 +86,10 @@ def test_results_formats(tmp_path: Path) -> None:
     lines = markdown.stdout.strip().splitlines()
     assert lines[0].startswith("| model | label | device |") and len(lines) == 3
     assert (
-        "| net.tflite | base | pi-2 | litert 2.3 xnnpack | 9.5 KiB | 3,978 | 13.1 M |" in lines[2]
+        "| net.tflite | base | pi-2 | litert 2.3 xnnpack |  | 9.5 KiB | 3,978 | 13.1 M |"
+        in lines[2]
     )
-    assert "| 81.25% | 2.5 [2.4–2.6] | 3 |" in lines[2] and "ok (unstable)" in lines[2]
+    assert "| 81.25% | 2.50 [2.40–2.60] | 3.00 |" in lines[2] and "ok (unstable)" in lines[2]
 
     table = runner.invoke(app, [*base], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "pi-1" in table.stdout and "net.tflite" in table.stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -10,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
-from hostctl import render
 from hostctl.cli import app
 from profiler.models import demo_model
 
@@ -179,119 +176,6 @@ def test_importing_the_cli_loads_no_runtime_or_numpy() -> None:
 # ------------------------------------------------------------------ rendering
 
 
-def _render(renderable: Any) -> str:
-    console = Console(record=True, width=200, file=open("/dev/null", "w"))  # noqa: SIM115
-    console.print(renderable)
-    text = console.export_text()
-    console.file.close()
-    return text
-
-
-def test_format_ms_keeps_three_significant_digits() -> None:
-    assert render.format_ms(0.0123456) == "0.0123"
-    assert render.format_ms(0.5) == "0.500"
-    assert render.format_ms(1.23456) == "1.23"
-    assert render.format_ms(12.3456) == "12.3"
-    assert render.format_ms(1234.5) == "1234"
-    assert render.format_ms(None) == "—"
-    assert render.format_ci([1.2345, 1.3456]) == "[1.23–1.35]"
-    assert render.format_ci(None) == ""
-
-
-def test_table_renders_ok_error_and_null_results() -> None:
-    ok: dict[str, Any] = {
-        "status": "ok",
-        "device": {"id": "pi-1"},
-        "model": {"name": "m.tflite", "format": "tflite"},
-        "runtime": {
-            "name": "litert",
-            "version": "2.3.0",
-            "delegate_or_provider": "xnnpack",
-            "threads": 4,
-        },
-        "latency_ms": {
-            "p50": 12.345,
-            "ci95_p50": [12.0, 12.6],
-            "p90": 13.0,
-            "ci95_p90": None,
-            "p99": None,
-        },
-        "memory_mb": {"peak_rss": 56.56},
-        "accuracy": {"top1": 0.9123, "n": 100},
-        "flags": ["unstable", "throttled"],
-    }
-    error: dict[str, Any] = {
-        "status": "error",
-        "device": {"id": "pi-2"},
-        "model": None,
-        "runtime": None,
-        "latency_ms": None,
-        "memory_mb": None,
-        "accuracy": None,
-        "flags": [],
-        "error": {"code": "custom_op", "message": "op Foo is not supported " * 10},
-    }
-    text = _render(render.results_table([ok, error, {}], title="results"))
-    assert "12.3 ms" in text and "[12.0–12.6]" in text
-    assert "56.6" in text and "91.2%" in text
-    assert "litert 2.3.0" in text and "xnnpack 4 thr" in text
-    assert "unstable, throttled" in text
-    assert "custom_op: op Foo" in text and "…" in text
-    assert "pi-2" in text
-
-
-def test_table_fits_an_80_column_terminal_and_hides_empty_accuracy() -> None:
-    from rich.console import Console
-
-    result: dict[str, Any] = {
-        "status": "ok",
-        "device": {"id": "raspberrypi-5"},
-        "model": {"name": "mobilenet_v2_int8.tflite", "format": "tflite"},
-        "runtime": {
-            "name": "onnxruntime",
-            "version": "1.32.0",
-            "delegate_or_provider": "CPUExecutionProvider",
-            "threads": 4,
-        },
-        "latency_ms": {
-            "p50": 0.00634,
-            "ci95_p50": [0.00633, 0.00636],
-            "p90": 12.5,
-            "ci95_p90": [12.4, 12.7],
-        },
-        "memory_mb": {"peak_rss": 48.7},
-        "accuracy": None,
-        "flags": ["unstable"],
-    }
-    console = Console(width=80, record=True, file=io.StringIO())
-    console.print(render.results_table([result]))
-    text = console.export_text()
-    assert max(len(line) for line in text.splitlines()) <= 80
-    assert "6.34 µs" in text and "[6.33–6.36]" in text and "12.5 ms" in text
-    assert "CPU 4 thr" in text
-    assert "top-1" not in text and "ok" in text
-
-
-def test_detail_renders_an_error_result() -> None:
-    doc = {
-        "status": "error",
-        "model": {"name": "bad.onnx", "format": "onnx"},
-        "error": {"code": "bad_model", "message": "bad.onnx is not a valid ONNX model"},
-        "env": {"temp_c_start": None, "temp_c_end": None, "throttled": None},
-    }
-    text = _render(render.result_detail(doc))
-    assert "bad_model: bad.onnx is not a valid ONNX model" in text
-    assert "Environment" in text
-
-
-def test_latencies_read_in_the_unit_that_fits() -> None:
-    assert render.format_latency(0.00639) == "6.39 µs"
-    assert render.format_latency(1.2345) == "1.23 ms"
-    assert render.format_latency(12_000.0) == "12.0 s"
-    assert render.format_latency(None) == "—"
-    assert render.format_latency_ci(0.00639, [0.00638, 0.00641]).plain == "6.39 µs [6.38–6.41]"
-
-
 def test_local_profiles_are_stored_and_listed_by_results(tmp_path: Path) -> None:
     db = tmp_path / "results.sqlite"
     runner = CliRunner()
@@ -311,31 +195,6 @@ def test_local_profiles_are_stored_and_listed_by_results(tmp_path: Path) -> None
     assert skipped.exit_code == 0
     again = runner.invoke(app, ["--db", str(db), "results", "--no-collect", "--json"])
     assert len(json.loads(again.stdout)) == 1
-
-
-def test_table_with_accuracy_still_fits_80_columns_and_keeps_flags_readable() -> None:
-    from rich.console import Console
-
-    result: dict[str, Any] = {
-        "status": "ok",
-        "device": {"id": "raspberrypi-5"},
-        "model": {"name": "classifier_int8.tflite", "size_bytes": 816},
-        "runtime": {
-            "name": "litert",
-            "version": "2.3.0",
-            "delegate_or_provider": "xnnpack",
-            "threads": 1,
-        },
-        "latency_ms": {"p50": 0.00634, "ci95_p50": [0.00633, 0.00636], "p90": 0.0125},
-        "memory_mb": {"peak_rss": 48.7},
-        "accuracy": {"top1": 0.8, "n": 50},
-        "flags": ["unstable", "drift"],
-    }
-    console = Console(width=80, record=True, file=io.StringIO())
-    console.print(render.results_table([result]))
-    text = console.export_text()
-    assert max(len(line) for line in text.splitlines()) <= 80
-    assert "80.0%" in text and "unstable" in text and "p90 12.5 µs" in text and "816 B" in text
 
 
 def test_a_mistyped_path_is_not_stored(tmp_path: Path) -> None:

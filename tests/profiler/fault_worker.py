@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from profiler.stats import encode_samples
+from protocol.result import encode_samples
 
 
 def _result() -> dict[str, Any]:

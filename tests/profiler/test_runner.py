@@ -25,10 +25,10 @@ from profiler.errors import (
     UNSUPPORTED_FORMAT,
     ProfilerError,
 )
-from profiler.result import MEMORY_KEYS, RESULT_KEYS, SCHEMA
+from profiler.result import MEMORY_KEYS, RESULT_KEYS
 from profiler.runner import ChildOutcome, outcome_error, profile
 from profiler.settings import ProfileSettings
-from profiler.stats import decode_samples
+from protocol.result import RESULT_SCHEMA, decode_samples
 
 FAULT_WORKER = str(Path(__file__).with_name("fault_worker.py"))
 TINY = ProfileSettings(runs=5, warmup=1, min_seconds=0, warmup_seconds=0)
@@ -84,7 +84,7 @@ def test_both_formats_give_a_complete_result(models: dict[str, Path], name: str)
     path = models[name]
     result = profile(path, TINY, label="lbl", job_id="job-1", tags=["lab"], on_phase=phases.append)
     assert set(RESULT_KEYS) <= set(result)
-    assert result["schema"] == SCHEMA
+    assert result["schema"] == RESULT_SCHEMA
     assert result["status"] == "ok", result["error"]
     assert (result["job_id"], result["label"]) == ("job-1", "lbl")
     assert result["created_at"].endswith("Z")
@@ -380,7 +380,7 @@ def test_peak_rss_excludes_a_large_caller(models: dict[str, Path]) -> None:
 
 def test_results_keep_at_most_max_kept_samples_in_time_order() -> None:
     from profiler.runner import MAX_KEPT_SAMPLES, _kept_samples
-    from profiler.stats import decode_samples
+    from protocol.result import decode_samples
 
     samples = list(range(50_000))
     doc = _kept_samples(samples)

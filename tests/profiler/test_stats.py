@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from profiler import stats
 
@@ -136,36 +133,6 @@ def test_ci_brackets_the_estimate() -> None:
     for key in ("p50", "p90"):
         lo, hi = result[f"ci95_{key}"]
         assert lo <= result[key] <= hi
-
-
-# ---------------------------------------------------------------- encoding
-
-
-@given(st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=300))
-def test_samples_round_trip_through_json(samples: list[int]) -> None:
-    doc = stats.encode_samples(samples)
-    assert stats.decode_samples(json.loads(json.dumps(doc))) == samples
-
-
-def test_encoding_is_compact() -> None:
-    rng = random.Random(0)
-    samples = [rng.randint(900_000, 1_100_000) for _ in range(10_000)]
-    doc = stats.encode_samples(samples)
-    assert doc["n"] == 10_000 and doc["unit"] == "ns"
-    assert len(json.dumps(doc)) < len(json.dumps(samples))
-
-
-@pytest.mark.parametrize(
-    "doc",
-    [
-        {"unit": "ns", "encoding": "gzip", "n": 0, "data": ""},
-        {"unit": "ns", "encoding": stats.SAMPLES_ENCODING, "n": 1, "data": "not base64!"},
-        {"unit": "ns", "encoding": stats.SAMPLES_ENCODING, "n": 5, "data": "eJwDAAAAAAE="},
-    ],
-)
-def test_malformed_sample_documents_are_rejected(doc: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
-        stats.decode_samples(doc)
 
 
 # ---------------------------------------------------------------- drift

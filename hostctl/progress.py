@@ -1,0 +1,78 @@
+"""Progress of jobs on the fleet, for people: one line per job on stderr."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hostctl.fleet import Job
+
+_STATE_TEXT = {
+    "sent": "sent",
+    "queued": "queued",
+    "accepted": "accepted",
+    "downloading": "downloading",
+    "verifying": "verifying",
+    "running": "running",
+    "succeeded": "[green]done[/green]",
+    "failed": "[red]failed[/red]",
+    "rejected": "[red]rejected[/red]",
+    "timed_out": "[red]timed out[/red]",
+    "canceled": "[yellow]canceled[/yellow]",
+}
+
+
+class PushProgress:
+    """Per-job progress lines on stderr: state, transfer %, run phase."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self.progress = Progress(
+            TextColumn("{task.fields[job]}", markup=False),
+            BarColumn(),
+            TextColumn("{task.description}"),
+            console=Console(stderr=True),
+            disable=not enabled,
+            transient=False,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def add(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            name = f"{job.device_id} · {job.model_name}"
+            self.tasks[job.job_id] = self.progress.add_task("sent", total=100, job=name)
+
+    def update(self, job: Job) -> None:
+        task = self.tasks.get(job.job_id)
+        if task is None:
+            return
+        from rich.markup import escape
+
+        text = _STATE_TEXT.get(job.state, escape(job.state))
+        completed: float | None = None
+        if job.state == "downloading":
+            received, total = job.progress.get("received"), job.progress.get("total")
+            if isinstance(received, int) and isinstance(total, int) and total > 0:
+                completed = 50.0 * received / total
+                text = f"downloading {100 * received // total}%"
+        elif job.state in ("verifying", "running"):
+            completed = 50.0 if job.state == "verifying" else 60.0
+            phase = job.progress.get("phase")
+            if phase:
+                text = f"running: {escape(str(phase))}"
+        elif job.done:
+            completed = 100.0
+            if not job.ok and job.reason:
+                text = f"{text}: {escape(job.reason)}"
+        if job.progress.get("device") == "offline" and not job.done:
+            text += " (device offline)"
+        self.progress.update(task, description=text, completed=completed)
+
+    def __enter__(self) -> PushProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
