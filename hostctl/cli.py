@@ -25,9 +25,12 @@ from hostctl import (
     cmd_push,
     cmd_results,
 )
+from hostctl.cmdutil import HelpGroup
 
 app = typer.Typer(
+    cls=HelpGroup,
     name="hostctl",
+    rich_markup_mode=None,
     help="Profile .tflite/.onnx models here or on a fleet of edge devices.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -92,7 +95,8 @@ def main_callback(
         typer.Option("--client-key", envvar="EDGEPROF_CLIENT_KEY", help="TLS client key."),
     ] = None,
     insecure: Annotated[
-        bool, typer.Option("--insecure", help="Do not verify the broker's TLS certificate.")
+        bool,
+        typer.Option("--insecure", help="Do not verify the broker's TLS certificate.", metavar=""),
     ] = False,
     db: Annotated[
         str | None, typer.Option(envvar="EDGEPROF_DB", help="Results store (SQLite file).")
@@ -104,12 +108,16 @@ def main_callback(
         ),
     ] = None,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
+        bool, typer.Option("--verbose", "-v", help="Log progress to stderr.", metavar="")
     ] = False,
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Show the version and exit.",
+            metavar="",
         ),
     ] = False,
 ) -> None:

@@ -23,16 +23,21 @@ def demo_command(
     ctx: typer.Context,
     keep: Annotated[
         bool,
-        typer.Option("--keep", help="Leave the broker and agent running; print what to try next."),
+        typer.Option(
+            "--keep", help="Leave the broker and agent running; print what to try next.", metavar=""
+        ),
     ] = False,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the result documents as JSON, nothing else.")
+        bool,
+        typer.Option(
+            "--json", help="Print the result documents as JSON, nothing else.", metavar=""
+        ),
     ] = False,
     broker: Annotated[
         BrokerChoice, typer.Option("--embedded-broker", help="Broker to embed.", hidden=True)
     ] = BrokerChoice.auto,
     onnx: Annotated[
-        bool, typer.Option("--onnx/--no-onnx", help="Also push the ONNX demo model.")
+        bool, typer.Option("--onnx/--no-onnx", help="Also push the ONNX demo model.", metavar="")
     ] = True,
 ) -> None:
     """Start a broker and an agent on this machine, push the demo models, show the results."""

@@ -74,7 +74,7 @@ def devices_table(devices: list[Device]) -> Any:
 def devices_command(
     ctx: typer.Context,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON list, nothing else.")
+        bool, typer.Option("--json", help="Print a JSON list, nothing else.", metavar="")
     ] = False,
     wait: Annotated[
         float,

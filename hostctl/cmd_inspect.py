@@ -35,7 +35,10 @@ def inspect_command(
         ),
     ] = None,
     json_output: Annotated[
-        bool, typer.Option("--json", help="Print the analysis as JSON, nothing else on stdout.")
+        bool,
+        typer.Option(
+            "--json", help="Print the analysis as JSON, nothing else on stdout.", metavar=""
+        ),
     ] = False,
 ) -> None:
     """Show a model's size, parameters, MACs, sparsity, weight dtypes, inputs and ops."""

@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
-from hostctl.cmdutil import user_errors
+from hostctl.cmdutil import HelpGroup, user_errors
 
-keys_app = typer.Typer(help="Manage the signing key pair agents trust.", no_args_is_help=True)
+keys_app = typer.Typer(
+    cls=HelpGroup, help="Manage the signing key pair agents trust.", no_args_is_help=True
+)
 
 
 @keys_app.command("init")
@@ -19,7 +21,9 @@ def init_command(
             "--dir", help="Where to write host.key and host.pub (default: user config dir)."
         ),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing key pair.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing key pair.", metavar="")
+    ] = False,
 ) -> None:
     """Create host.key (secret, mode 0600) and host.pub (give it to every agent)."""
     from hostctl.keys import create_key_pair

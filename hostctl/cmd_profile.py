@@ -63,13 +63,15 @@ def profile_command(
     ] = None,
     label: options.Label = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the result document as JSON, nothing else.")
+        bool,
+        typer.Option("--json", help="Print the result document as JSON, nothing else.", metavar=""),
     ] = False,
     store: Annotated[
         bool,
         typer.Option(
             "--store/--no-store",
             help="Keep the result in the results store (see `hostctl results`).",
+            metavar="",
         ),
     ] = True,
 ) -> None:

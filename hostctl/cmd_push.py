@@ -86,7 +86,9 @@ def push_command(
         list[str] | None,
         typer.Option("--tag", help="Target every online device with this tag (repeatable)."),
     ] = None,
-    all_devices: Annotated[bool, typer.Option("--all", help="Target every online device.")] = False,
+    all_devices: Annotated[
+        bool, typer.Option("--all", help="Target every online device.", metavar="")
+    ] = False,
     runs: options.Runs = None,
     warmup: options.Warmup = None,
     warmup_seconds: options.WarmupSeconds = None,
@@ -124,7 +126,10 @@ def push_command(
         ),
     ] = 64 * 1024,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the result documents as JSON, nothing else.")
+        bool,
+        typer.Option(
+            "--json", help="Print the result documents as JSON, nothing else.", metavar=""
+        ),
     ] = False,
 ) -> None:
     """Transfer MODELs to the targets, run them there, print and store the results."""

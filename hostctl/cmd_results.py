@@ -38,12 +38,15 @@ def results_command(
     output: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
-    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Same as --format json.", metavar="")
+    ] = False,
     fetch: Annotated[
         bool,
         typer.Option(
             "--collect/--no-collect",
             help="First fetch results waiting on the broker (skipped when it is unreachable).",
+            metavar="",
         ),
     ] = True,
 ) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperGroup
 
 from hostctl.errors import HostctlError
 from profiler.errors import ProfilerError
@@ -66,3 +67,24 @@ def global_options(ctx: typer.Context) -> GlobalOptions:
     if options is None:  # pragma: no cover - the callback always runs first
         raise HostctlError("internal: global options missing")
     return options  # type: ignore[no-any-return]
+
+
+class HelpGroup(TyperGroup):
+    """Typer's group, with ``-h/--help`` listed like every other flag: without a
+    ``<bool>`` value placeholder (a flag takes no value)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _quiet(super().get_help_option(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not isinstance(command, HelpGroup):
+            helper = command.get_help_option
+            command.get_help_option = lambda c: _quiet(helper(c))  # type: ignore[method-assign,assignment]
+        return command
+
+
+def _quiet(option: Any) -> Any:
+    if option is not None and getattr(option, "metavar", None) is None:
+        option.metavar = ""
+    return option

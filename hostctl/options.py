@@ -51,7 +51,8 @@ Provider = Annotated[
     ),
 ]
 Xnnpack = Annotated[
-    bool, typer.Option("--xnnpack/--no-xnnpack", help="XNNPACK delegate for TFLite models.")
+    bool,
+    typer.Option("--xnnpack/--no-xnnpack", help="XNNPACK delegate for TFLite models.", metavar=""),
 ]
 Shape = Annotated[
     list[str] | None,

@@ -7,6 +7,7 @@ NumPy) lazily so that importing this package costs nothing.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -127,3 +128,17 @@ def np_dtype_name(dtype: np.dtype[Any] | type) -> str:
     import numpy as np
 
     return str(np.dtype(dtype).name)
+
+
+def default_threads() -> int:
+    """The intra-op threads a run uses when ``--threads`` is not given: one per
+    physical core, for every runtime alike (ONNX Runtime's own default; LiteRT's
+    Python API would otherwise run single-threaded), so a .tflite and an .onnx
+    twin profiled with default settings are compared at the same thread count."""
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False)
+    except ImportError:
+        physical = None
+    return int(physical or os.cpu_count() or 1)

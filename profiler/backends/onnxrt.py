@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from profiler.backends.base import Array, Backend, TensorSpec, package_version
+from profiler.backends.base import Array, Backend, TensorSpec, default_threads, package_version
 from profiler.errors import (
     BAD_INPUT,
     BAD_MODEL,
@@ -65,17 +64,6 @@ def classify_load_error(exc: BaseException, model_name: str) -> ProfilerError:
         return ProfilerError(BAD_MODEL, f"{model_name} is not a valid ONNX model: {detail}")
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return ProfilerError(RUNTIME_ERROR, f"ONNX Runtime failed to load {model_name}: {first}")
-
-
-def default_intra_op_threads() -> int:
-    """What ORT uses for intra_op_num_threads=0: one thread per physical core."""
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False)
-    except ImportError:
-        physical = None
-    return int(physical or os.cpu_count() or 1)
 
 
 class OnnxRuntimeBackend(Backend):
@@ -179,5 +167,5 @@ class OnnxRuntimeBackend(Backend):
             "name": self.name,
             "version": self.version,
             "delegate_or_provider": providers[0],
-            "threads": self._threads if self._threads is not None else default_intra_op_threads(),
+            "threads": self._threads if self._threads is not None else default_threads(),
         }

@@ -7,7 +7,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from profiler.backends.base import Array, Backend, TensorSpec, np_dtype_name, package_version
+from profiler.backends.base import (
+    Array,
+    Backend,
+    TensorSpec,
+    default_threads,
+    np_dtype_name,
+    package_version,
+)
 from profiler.errors import (
     BAD_INPUT,
     BAD_MODEL,
@@ -184,8 +191,7 @@ class TFLiteBackend(Backend):
                 resolver.AUTO if self._xnnpack else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
             ),
         }
-        if self._threads is not None:
-            kwargs["num_threads"] = self._threads
+        kwargs["num_threads"] = self._resolved_threads()
         try:
             self._interp = self._module.Interpreter(**kwargs)
         except (ValueError, RuntimeError) as exc:
@@ -248,11 +254,15 @@ class TFLiteBackend(Backend):
         return [self._interp.get_tensor(d["index"]) for d in self._interp.get_output_details()]
 
     def runtime_info(self) -> dict[str, Any]:
-        # num_threads=None makes every TFLite Python wrapper run single-threaded
-        # (LiteRT passes 1, the older ones -1 = the CPU backend default of 1).
         return {
             "name": self.name,
             "version": self.version,
             "delegate_or_provider": self._delegate,
-            "threads": self._threads if self._threads is not None else 1,
+            "threads": self._resolved_threads(),
         }
+
+    def _resolved_threads(self) -> int:
+        # num_threads=None would make every TFLite Python wrapper run single-threaded
+        # (LiteRT passes 1, the older ones -1 = the CPU backend default of 1): the
+        # default is ONNX Runtime's instead, so both runtimes compare alike.
+        return self._threads if self._threads is not None else default_threads()

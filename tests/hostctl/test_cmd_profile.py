@@ -204,3 +204,12 @@ def test_a_mistyped_path_is_not_stored(tmp_path: Path) -> None:
     assert out.exit_code == 1
     listed = runner.invoke(app, ["--db", str(db), "results", "--no-collect", "--json"])
     assert json.loads(listed.stdout) == []
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["profile"], ["push"], ["results"], ["demo"], ["keys", "init"], ["inspect"]]
+)
+def test_help_shows_flags_without_a_value_placeholder(command: list[str]) -> None:
+    out = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "120"})
+    assert out.exit_code == 0 and "--help" in out.stdout
+    assert "<bool>" not in out.stdout

@@ -11,7 +11,7 @@ import pytest
 
 from modelkit import fixtures
 from profiler.backends import create_backend, detect_format
-from profiler.backends.onnxrt import default_intra_op_threads
+from profiler.backends.base import default_threads
 from profiler.backends.tflite import import_interpreter_module, tflite_runtime_numpy_problem
 from profiler.errors import (
     BAD_INPUT,
@@ -49,7 +49,7 @@ def test_tflite_runs_on_litert_with_xnnpack(models: dict[str, Path]) -> None:
         "name": "litert",
         "version": importlib.metadata.version("ai-edge-litert"),
         "delegate_or_provider": "xnnpack",
-        "threads": 1,
+        "threads": default_threads(),
     }
 
 
@@ -66,7 +66,7 @@ def test_onnx_runs_on_cpu_provider(models: dict[str, Path]) -> None:
     assert info["name"] == "onnxruntime"
     assert info["version"] == importlib.metadata.version("onnxruntime")
     assert info["delegate_or_provider"] == "CPUExecutionProvider"
-    assert info["threads"] == default_intra_op_threads()
+    assert info["threads"] == default_threads()
     _, info = _run_once(models["tiny.onnx"], ProfileSettings(threads=1))
     assert info["threads"] == 1
 
@@ -156,3 +156,9 @@ def test_detect_format(tmp_path: Path, models: dict[str, Path]) -> None:
     with pytest.raises(ProfilerError) as err:
         detect_format(tmp_path)
     assert err.value.code == NOT_FOUND
+
+
+def test_both_runtimes_default_to_the_same_thread_count(models: dict[str, Path]) -> None:
+    _, tflite = _run_once(models["tiny.tflite"], ProfileSettings())
+    _, onnx = _run_once(models["tiny.onnx"], ProfileSettings())
+    assert tflite["threads"] == onnx["threads"] == default_threads()
