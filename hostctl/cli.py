@@ -8,7 +8,6 @@ in the CLI layer only.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from typing import Annotated
@@ -25,7 +24,7 @@ from hostctl import (
     cmd_push,
     cmd_results,
 )
-from hostctl.cmdutil import HelpGroup
+from hostctl.cmdutil import HelpGroup, configure_logging
 
 app = typer.Typer(
     cls=HelpGroup,
@@ -122,10 +121,7 @@ def main_callback(
     ] = False,
 ) -> None:
     """Profile .tflite/.onnx models on this machine or on a fleet of edge devices."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose)
     ctx.obj = GlobalOptions(
         broker=broker,
         username=username,

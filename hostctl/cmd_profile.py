@@ -10,8 +10,14 @@ from typing import Annotated, Any
 import typer
 
 from hostctl import options
-from hostctl.cmdutil import error_line, warning_line
-from hostctl.options import RuntimeChoice, build_settings, option_names
+from hostctl.cmdutil import error_line, info_line, warning_line
+from hostctl.options import (
+    RuntimeChoice,
+    build_settings,
+    check_for_model,
+    option_names,
+    threads_warning,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +101,13 @@ def profile_command(
         )
     except ValueError as exc:
         raise _fail(option_names(str(exc))) from None
-    result = run_profile(model, settings, label=label, show_progress=True)
+    _check_for_model(model, settings)
+    try:
+        result = run_profile(model, settings, label=label, show_progress=True)
+    except KeyboardInterrupt:
+        # the worker is killed with its parent's wait (profiler.runner); nothing half-done is kept
+        info_line("interrupted (Ctrl-C): nothing was measured or stored")
+        raise typer.Exit(130) from None
     # A typo in the path is not a measurement: nothing to keep.
     if store and (result.get("error") or {}).get("code") not in _NOT_A_MEASUREMENT:
         _store(ctx, result)
@@ -112,6 +124,24 @@ def profile_command(
         Console().print(result_detail(result))
     if result.get("status") != "ok":
         raise typer.Exit(1)
+
+
+def _check_for_model(model: str, settings: Any) -> None:
+    """Refuse options that contradict the model; warn about doubtful ones."""
+    from profiler.backends import detect_format
+    from profiler.errors import ProfilerError
+
+    try:
+        fmt = detect_format(model)
+    except ProfilerError:
+        return  # not a model: the profile itself reports it as an error result
+    try:
+        warnings = check_for_model(settings, fmt, os.path.basename(model))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    threads = threads_warning(settings.threads, os.cpu_count(), "this machine")
+    for warning in [*warnings, *([threads] if threads else [])]:
+        warning_line(warning)
 
 
 _NOT_A_MEASUREMENT = ("not_found", "unsupported_format")

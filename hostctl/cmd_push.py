@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from hostctl import options
-from hostctl.cmdutil import error_line, global_options, user_errors
+from hostctl.cmdutil import error_line, global_options, info_line, user_errors, warning_line
 from hostctl.errors import HostctlError
-from hostctl.options import RuntimeChoice, build_settings
+from hostctl.options import RuntimeChoice, build_settings, option_names
 from hostctl.progress import PushProgress
 from hostctl.session import fleet_session, open_store
 
@@ -155,7 +155,12 @@ def push_command(
                 seed=seed,
             )
         except ValueError as exc:
-            raise HostctlError(str(exc)) from None
+            raise HostctlError(option_names(str(exc))) from None
+        from hostctl.preflight import preflight
+
+        for model in models:  # nothing leaves the host that no device could run
+            for warning in preflight(model, settings).warnings:
+                warning_line(warning)
         outcome = run_push(
             options,
             models=models,
@@ -177,11 +182,18 @@ def push_command(
         from hostctl.render import results_table
 
         Console().print(results_table(outcome.results, title=label))
+    if outcome.interrupted:
+        info_line(
+            f"stopped waiting (Ctrl-C): {len(outcome.left_running)} job(s) go on on their "
+            "devices; `hostctl collect` fetches their results"
+        )
     if outcome.failures:
         for failure in outcome.failures:
             what = f"{failure.device_id}" + (f" ({failure.model})" if failure.model else "")
             error_line(f"{what}: {failure.state}: {failure.reason}")
         raise typer.Exit(1)
+    if outcome.interrupted:
+        raise typer.Exit(130)
 
 
 def register(app: typer.Typer) -> None:

@@ -383,6 +383,12 @@ class PushOutcome:
     results: list[dict[str, Any]]
     failures: list[Failure]
     jobs: list[Job]
+    left_running: list[Job] = field(default_factory=list)
+    """Jobs still going on their devices when Ctrl-C stopped the waiting."""
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.left_running)
 
 
 def resolve_targets(
@@ -446,6 +452,8 @@ class Pusher:
         self._repairs: dict[str, set[int]] = {}
         self._repair_due: float | None = None
         self.extra_results: list[dict[str, Any]] = []
+        self.interrupted = False
+        """Ctrl-C stopped the waiting (the jobs go on)."""
 
     # -- sending -----------------------------------------------------------------
     def add_job(
@@ -673,7 +681,9 @@ class Pusher:
             self.pump(deadline, lambda: all(j.done for j in self.jobs.values()))
             self._finish("timed_out", "no result within the timeout")
         except KeyboardInterrupt:
-            self._finish("canceled", "canceled (Ctrl-C); `hostctl collect` fetches results later")
+            # Ctrl-C stops the waiting, not the jobs: they go on on their devices and
+            # `hostctl collect` fetches their results later.
+            self.interrupted = True
 
     def _finish(self, state: str, reason: str) -> None:
         for job in self.jobs.values():
@@ -690,10 +700,13 @@ class Pusher:
     def outcome(self, pre_failures: Sequence[Failure]) -> PushOutcome:
         results = [j.result for j in self.jobs.values() if j.result is not None]
         failures = list(pre_failures)
+        waiting = []
         for job in self.jobs.values():
-            if not job.ok:
+            if self.interrupted and not job.done:
+                waiting.append(job)
+            elif not job.ok:
                 failures.append(Failure(job.device_id, job.model_name, job.state, _reason(job)))
-        return PushOutcome(results, failures, list(self.jobs.values()))
+        return PushOutcome(results, failures, list(self.jobs.values()), waiting)
 
 
 def _reason(job: Job) -> str:
@@ -742,6 +755,7 @@ def push(
     want = devices if devices and not tags and not all_devices else ()
     fleet, early = read_fleet(session, want=want)
     targets, failures = resolve_targets(fleet, devices=devices, tags=tags, all_devices=all_devices)
+    _warn_oversubscribed(fleet, targets, settings.get("threads"))
     pusher = Pusher(session, store, key, fleet=fleet, on_update=on_update)
     for device_id in targets:
         for blob in blobs:
@@ -753,6 +767,20 @@ def push(
     pusher.run(timeout)
     session.wait_published(timeout=5.0)
     return pusher.outcome(failures)
+
+
+def _warn_oversubscribed(fleet: Fleet, targets: Sequence[str], threads: Any) -> None:
+    from hostctl.options import threads_warning
+
+    if not isinstance(threads, int) or isinstance(threads, bool):
+        return
+    for device_id in targets:
+        device = fleet.devices.get(device_id)
+        cores = device.info.device.get("cores") if device and device.info else None
+        if isinstance(cores, int) and not isinstance(cores, bool):
+            warning = threads_warning(threads, cores, device_id)
+            if warning:
+                logger.warning("%s", warning)
 
 
 def collect(

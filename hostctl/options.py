@@ -120,3 +120,40 @@ def build_settings(
     if timeout_s is not None and timeout_s <= 0:
         raise ValueError("--timeout must be positive")
     return ProfileSettings(**kwargs)
+
+
+_TFLITE_RUNTIMES = ("litert", "tflite-runtime", "tensorflow")
+
+
+def check_for_model(settings: Any, fmt: str, model_name: str) -> list[str]:
+    """Options that contradict the model they are used on: ValueError (one line) for
+    what cannot apply, and the warnings (sentences) for what is merely doubtful."""
+    if fmt == "tflite" and settings.provider:
+        raise ValueError(
+            f"--provider applies to ONNX Runtime, but {model_name} is a .tflite model "
+            "(it runs on LiteRT): drop --provider"
+        )
+    if fmt == "tflite" and settings.runtime == "onnxruntime":
+        raise ValueError(
+            f"--runtime onnxruntime cannot run {model_name}, a .tflite model: "
+            f"use --runtime {'|'.join(_TFLITE_RUNTIMES)} or auto"
+        )
+    if fmt == "onnx" and settings.runtime in _TFLITE_RUNTIMES:
+        raise ValueError(
+            f"--runtime {settings.runtime} cannot run {model_name}, an .onnx model: "
+            "use --runtime onnxruntime or auto"
+        )
+    warnings = []
+    if fmt == "onnx" and not settings.xnnpack:
+        warnings.append(f"--no-xnnpack has no effect on {model_name}: it runs on ONNX Runtime")
+    return warnings
+
+
+def threads_warning(threads: int | None, cores: int | None, where: str) -> str | None:
+    """A sentence when ``--threads`` asks for more threads than `where` has cores."""
+    if threads is None or not cores or threads <= cores:
+        return None
+    return (
+        f"--threads {threads} is more than the {cores} cores of {where}: the threads "
+        "will share cores and the latency will not show the model's speed"
+    )

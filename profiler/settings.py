@@ -54,6 +54,12 @@ class ProfileSettings:
             raise ValueError("max_seconds must be positive")
         if self.threads is not None and self.threads < 1:
             raise ValueError("threads must be at least 1")
+        if self.max_seconds < self.min_seconds:
+            raise ValueError(
+                f"max_seconds ({self.max_seconds:g}) is below min_seconds "
+                f"({self.min_seconds:g}): the steady state could never last its minimum; "
+                "raise max_seconds or lower min_seconds"
+            )
 
     def effective_timeout(self) -> float:
         """The worker's wall-clock limit: explicit, or generous enough for the phases."""

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from hostctl.cli import app
 from hostctl.store import ResultStore
+from profiler.models import demo_model
 from tests.support.broker import free_port
 
 runner = CliRunner()
@@ -113,8 +114,7 @@ def test_devices_with_an_unreachable_broker_is_one_clear_line(tmp_path: Path) ->
 
 def test_push_without_target_or_with_missing_model_fails_clearly(tmp_path: Path) -> None:
     runner.invoke(app, ["keys", "init", "--dir", str(tmp_path)])
-    model = tmp_path / "m.tflite"
-    model.write_bytes(b"x" * 10)
+    model = demo_model("tflite")
     common = [
         *_offline_broker(),
         "--key",
@@ -134,8 +134,7 @@ def test_push_without_target_or_with_missing_model_fails_clearly(tmp_path: Path)
 
 
 def test_push_with_a_missing_key_names_keys_init(tmp_path: Path) -> None:
-    model = tmp_path / "m.tflite"
-    model.write_bytes(b"x" * 10)
+    model = demo_model("tflite")
     result = runner.invoke(
         app, ["--key", str(tmp_path / "absent.key"), "push", str(model), "--all"]
     )
