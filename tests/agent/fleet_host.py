@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -28,6 +25,7 @@ from protocol.messages import (
     ResultAck,
 )
 from protocol.signing import SigningKey, seal
+from tests.support.agents import spawn_agent
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_SETTINGS = {"runs": 5, "warmup": 1, "min_seconds": 0, "warmup_seconds": 0, "max_seconds": 5}
@@ -212,17 +210,7 @@ class AgentProcess:
     def __init__(self, args: Sequence[str], log_path: Path) -> None:
         self.log_path = log_path
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-        for var in [v for v in env if v.startswith("EDGEPROF_")]:
-            del env[var]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", *args],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=REPO,
-        )
+        self.proc = spawn_agent(args, self.log)
 
     @property
     def pid(self) -> int:

@@ -10,13 +10,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.support.agents import spawn_agent
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
@@ -63,10 +66,7 @@ class Agent:
         return self.workdir / f"agent-{self.device_id}.log"
 
     def start(self) -> Agent:
-        cmd = [
-            sys.executable,
-            "-m",
-            "agent",
+        args = [
             "--broker",
             self.broker_url,
             "--device-id",
@@ -78,11 +78,9 @@ class Agent:
             *self.extra,
         ]
         for tag in self.tags:
-            cmd += ["--tag", tag]
+            args += ["--tag", tag]
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=subprocess_env()
-            )
+            self.proc = spawn_agent(args, log)
         return self
 
     def kill(self) -> None:
@@ -200,3 +198,53 @@ class Watcher:
 
     def close(self) -> None:
         close_client(self.client)
+
+
+@dataclass
+class Fleet:
+    """A broker, real agents online on it, and hostctl pointed at it: what an
+    end-to-end test of the fleet starts from."""
+
+    broker: Any
+    host: Host
+    agents: dict[str, Agent]
+    workdir: Path
+
+    @property
+    def agent(self) -> Agent:
+        """The one agent of a one-device fleet."""
+        (only,) = self.agents.values()
+        return only
+
+
+@contextmanager
+def online_fleet(
+    workdir: Path,
+    devices: Mapping[str, Sequence[str]],
+    *,
+    broker: Any = None,
+    extra: Sequence[str] = (),
+) -> Iterator[Fleet]:
+    """Start (or use `broker`, a MosquittoBroker) a broker, a key pair, one agent per
+    device (name -> tags) and a Host; wait until every agent is online; stop the
+    agents (and a broker started here) afterwards."""
+    from protocol.signing import write_key_pair
+    from tests.support.broker import MosquittoBroker
+
+    own = broker is None
+    if own:
+        broker = MosquittoBroker(workdir / "broker")
+        broker.start()
+    key, pub = write_key_pair(workdir / "keys")
+    agents: dict[str, Agent] = {}
+    try:
+        for name, tags in devices.items():
+            agents[name] = Agent(name, broker.url, pub, workdir, tags=tags, extra=extra).start()
+        host = Host(broker.url, key, workdir / "results.sqlite")
+        host.wait_online(*agents)
+        yield Fleet(broker, host, agents, workdir)
+    finally:
+        for agent in agents.values():
+            agent.stop()
+        if own:
+            broker.stop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,41 +20,21 @@ from modelkit.fixtures import (
     make_labelled_dataset,
 )
 from protocol import topics
-from protocol.signing import write_key_pair
-from tests.integration.fleet_support import TINY, Agent, Host, Watcher
-from tests.support.broker import MosquittoBroker
+from tests.integration.fleet_support import TINY, Fleet, Watcher, online_fleet
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 DEVICES = ("pi-a", "pi-b")
 
 
-@dataclass
-class Fleet2:
-    broker: MosquittoBroker
-    host: Host
-    agents: dict[str, Agent]
-    workdir: Path
-
-
 @pytest.fixture(scope="module")
-def fleet2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet2]:
-    workdir = tmp_path_factory.mktemp("fleet-eval")
-    broker = MosquittoBroker(workdir / "broker")
-    broker.start()
-    key, pub = write_key_pair(workdir / "keys")
-    agents = {name: Agent(name, broker.url, pub, workdir, tags=["lab"]).start() for name in DEVICES}
-    host = Host(broker.url, key, workdir / "results.sqlite")
-    try:
-        host.wait_online(*agents)
-        yield Fleet2(broker, host, agents, workdir)
-    finally:
-        for agent in agents.values():
-            agent.stop()
-        broker.stop()
+def fleet2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    devices = {name: ["lab"] for name in DEVICES}
+    with online_fleet(tmp_path_factory.mktemp("fleet-eval"), devices) as fleet:
+        yield fleet
 
 
-def _push(fleet: Fleet2, *args: str) -> list[dict[str, Any]]:
+def _push(fleet: Fleet, *args: str) -> list[dict[str, Any]]:
     done = fleet.host.run("push", *args, "--tag", "lab", *TINY, "--timeout", "90", "--json")
     assert done.returncode == 0, done.stderr
     results: list[dict[str, Any]] = json.loads(done.stdout)
@@ -80,7 +59,7 @@ def _sha(path: Path) -> str:
 
 
 @pytest.mark.parametrize("variant", ["fp32", "int8"])
-def test_accuracy_on_two_devices_is_exactly_the_known_one(fleet2: Fleet2, variant: str) -> None:
+def test_accuracy_on_two_devices_is_exactly_the_known_one(fleet2: Fleet, variant: str) -> None:
     model = fleet2.workdir / f"classifier-{variant}.tflite"
     model.write_bytes(build_tflite_classifier(variant))
     data = fleet2.workdir / f"labelled-{variant}.npz"
@@ -112,7 +91,7 @@ def test_accuracy_on_two_devices_is_exactly_the_known_one(fleet2: Fleet2, varian
     assert {_sha(model), _sha(data)} <= set(info["cached_models"])
 
 
-def test_a_cached_model_with_new_data_fetches_only_the_data(fleet2: Fleet2) -> None:
+def test_a_cached_model_with_new_data_fetches_only_the_data(fleet2: Fleet) -> None:
     model = fleet2.workdir / "classifier.onnx"
     model.write_bytes(build_onnx_classifier())
     first = fleet2.workdir / "first.npz"
@@ -131,7 +110,7 @@ def test_a_cached_model_with_new_data_fetches_only_the_data(fleet2: Fleet2) -> N
     assert set(_chunk_hashes(watcher)) == {_sha(second)}
 
 
-def test_inputs_file_reaches_the_devices(fleet2: Fleet2) -> None:
+def test_inputs_file_reaches_the_devices(fleet2: Fleet) -> None:
     model = fleet2.workdir / "classifier-inputs.tflite"
     model.write_bytes(build_tflite_classifier("fp32"))
     inputs = fleet2.workdir / "x.npy"
@@ -143,7 +122,7 @@ def test_inputs_file_reaches_the_devices(fleet2: Fleet2) -> None:
         assert result["accuracy"] is None
 
 
-def test_data_files_the_devices_cannot_use_are_refused_on_the_host(fleet2: Fleet2) -> None:
+def test_data_files_the_devices_cannot_use_are_refused_on_the_host(fleet2: Fleet) -> None:
     model = fleet2.workdir / "classifier-refused.tflite"
     model.write_bytes(build_tflite_classifier("fp32"))
     not_npz = fleet2.workdir / "labels.csv"

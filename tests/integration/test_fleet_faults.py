@@ -7,37 +7,21 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from profiler.models import demo_model
-from protocol.signing import write_key_pair
-from tests.integration.fleet_support import TINY, Agent, Host, Watcher
+from tests.integration.fleet_support import TINY, Fleet, Watcher, online_fleet
 from tests.support.broker import MosquittoBroker
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
-@dataclass
-class OneDevice:
-    broker: MosquittoBroker
-    host: Host
-    agent: Agent
-    workdir: Path
-
-
 @pytest.fixture
-def one_device(fresh_mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[OneDevice]:
-    key, pub = write_key_pair(tmp_path / "keys")
-    agent = Agent("pi-1", fresh_mosquitto.url, pub, tmp_path).start()
-    host = Host(fresh_mosquitto.url, key, tmp_path / "results.sqlite")
-    try:
-        host.wait_online("pi-1")
-        yield OneDevice(fresh_mosquitto, host, agent, tmp_path)
-    finally:
-        agent.stop()
+def one_device(fresh_mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[Fleet]:
+    with online_fleet(tmp_path, {"pi-1": []}, broker=fresh_mosquitto) as fleet:
+        yield fleet
 
 
 def _wait_until(predicate: object, what: str, timeout: float = 60.0) -> None:
@@ -49,7 +33,7 @@ def _wait_until(predicate: object, what: str, timeout: float = 60.0) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_an_agent_killed_with_sigkill_shows_offline(one_device: OneDevice) -> None:
+def test_an_agent_killed_with_sigkill_shows_offline(one_device: Fleet) -> None:
     one_device.agent.kill()
     devices = one_device.host.wait_for(
         lambda devs: devs.get("pi-1", {}).get("state") == "offline", "pi-1 offline"
@@ -60,7 +44,7 @@ def test_an_agent_killed_with_sigkill_shows_offline(one_device: OneDevice) -> No
     assert "pi-1" in done.stderr and "offline" in done.stderr
 
 
-def test_chunks_lost_while_the_agent_was_down_are_repaired(one_device: OneDevice) -> None:
+def test_chunks_lost_while_the_agent_was_down_are_repaired(one_device: Fleet) -> None:
     """The agent freezes, the chunks go out, the agent dies (the broker drops what it
     held for it) and starts again: the host re-sends the job, the agent asks for the
     chunks it never got, the host serves them."""
@@ -103,7 +87,7 @@ def test_chunks_lost_while_the_agent_was_down_are_repaired(one_device: OneDevice
             push.communicate()
 
 
-def test_results_survive_hostctl_being_killed_mid_wait(one_device: OneDevice) -> None:
+def test_results_survive_hostctl_being_killed_mid_wait(one_device: Fleet) -> None:
     host = one_device.host
     push = host.popen(
         "push",
@@ -141,7 +125,7 @@ def test_results_survive_hostctl_being_killed_mid_wait(one_device: OneDevice) ->
 
 
 def test_ctrl_c_stops_the_wait_not_the_job_and_collect_gets_the_result_later(
-    one_device: OneDevice,
+    one_device: Fleet,
 ) -> None:
     host = one_device.host
     push = host.popen(
@@ -176,7 +160,7 @@ def test_ctrl_c_stops_the_wait_not_the_job_and_collect_gets_the_result_later(
     assert collected.stdout.startswith("1 new result"), collected.stderr
 
 
-def test_a_job_without_result_by_the_timeout_is_timed_out(one_device: OneDevice) -> None:
+def test_a_job_without_result_by_the_timeout_is_timed_out(one_device: Fleet) -> None:
     done = one_device.host.run(
         "push",
         str(demo_model("onnx")),

@@ -6,47 +6,23 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from modelkit.fixtures import build_tflite_custom_op, build_tflite_tiny
 from profiler.models import demo_model
 from protocol.signing import write_key_pair
-from tests.integration.fleet_support import TINY, Agent, Host, Watcher
-from tests.support.broker import MosquittoBroker
+from tests.integration.fleet_support import TINY, Fleet, Host, Watcher, online_fleet
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
-@dataclass
-class Fleet3:
-    broker: MosquittoBroker
-    host: Host
-    agents: dict[str, Agent]
-    workdir: Path
-
-
 @pytest.fixture(scope="module")
-def fleet3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet3]:
+def fleet3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     # A broker of this module's own: no device of another test can join an --all push.
-    workdir = tmp_path_factory.mktemp("fleet3")
-    broker = MosquittoBroker(workdir / "broker")
-    broker.start()
-    key, pub = write_key_pair(workdir / "keys")
-    agents = {
-        name: Agent(name, broker.url, pub, workdir, tags=tags).start()
-        for name, tags in (("pi-a", ["lab"]), ("pi-b", ["lab", "arm"]), ("jetson-c", ["field"]))
-    }
-    host = Host(broker.url, key, workdir / "results.sqlite")
-    try:
-        host.wait_online(*agents)
-        yield Fleet3(broker, host, agents, workdir)
-    finally:
-        for agent in agents.values():
-            agent.stop()
-        broker.stop()
+    devices = {"pi-a": ["lab"], "pi-b": ["lab", "arm"], "jetson-c": ["field"]}
+    with online_fleet(tmp_path_factory.mktemp("fleet3"), devices) as fleet:
+        yield fleet
 
 
 def _push_json(host: Host, *args: str) -> tuple[int, list[dict[str, object]], str]:
@@ -58,7 +34,7 @@ def _devices_of(results: list[dict[str, object]]) -> list[str]:
     return sorted(str(r["device"]["id"]) for r in results)  # type: ignore[index]
 
 
-def test_push_to_all_to_a_tag_and_to_one_device(fleet3: Fleet3) -> None:
+def test_push_to_all_to_a_tag_and_to_one_device(fleet3: Fleet) -> None:
     model = str(demo_model("onnx"))
     code, results, err = _push_json(fleet3.host, model, "--all", "--label", "all")
     assert code == 0, err
@@ -81,7 +57,7 @@ def test_push_to_all_to_a_tag_and_to_one_device(fleet3: Fleet3) -> None:
     assert len(json.loads(stored.stdout)) == 6
 
 
-def test_each_chunk_goes_out_once_and_a_repush_is_served_from_cache(fleet3: Fleet3) -> None:
+def test_each_chunk_goes_out_once_and_a_repush_is_served_from_cache(fleet3: Fleet) -> None:
     model = fleet3.workdir / "tiny.tflite"
     model.write_bytes(build_tflite_tiny())  # a model no device has cached yet
     watcher = Watcher(fleet3.broker.port, "edgeprof/v1/blob/#")
@@ -107,7 +83,7 @@ def test_each_chunk_goes_out_once_and_a_repush_is_served_from_cache(fleet3: Flee
         watcher.close()
 
 
-def test_a_model_that_fails_on_the_device_is_a_per_device_error(fleet3: Fleet3) -> None:
+def test_a_model_that_fails_on_the_device_is_a_per_device_error(fleet3: Fleet) -> None:
     broken = fleet3.workdir / "custom_op.tflite"
     broken.write_bytes(build_tflite_custom_op())
     code, results, err = _push_json(fleet3.host, str(broken), "--device", "pi-a")
@@ -133,7 +109,7 @@ def test_a_model_that_fails_on_the_device_is_a_per_device_error(fleet3: Fleet3) 
     assert "garbage.tflite" in err
 
 
-def test_an_unknown_device_fails_at_once(fleet3: Fleet3) -> None:
+def test_an_unknown_device_fails_at_once(fleet3: Fleet) -> None:
     code, results, err = _push_json(
         fleet3.host, str(demo_model("onnx")), "--device", "no-such-device", "--device", "pi-a"
     )
@@ -142,7 +118,7 @@ def test_an_unknown_device_fails_at_once(fleet3: Fleet3) -> None:
     assert _devices_of(results) == ["pi-a"]  # the other target still ran
 
 
-def test_a_job_signed_by_an_untrusted_key_is_rejected_before_any_download(fleet3: Fleet3) -> None:
+def test_a_job_signed_by_an_untrusted_key_is_rejected_before_any_download(fleet3: Fleet) -> None:
     other_key, _ = write_key_pair(fleet3.workdir / "other-keys")
     fresh = fleet3.workdir / "fresh.tflite"
     fresh.write_bytes(build_tflite_tiny() + b"\0" * 64)  # a model no device has seen
