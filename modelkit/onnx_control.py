@@ -194,7 +194,40 @@ SHAPE_CHAIN_MACS_PER_ROW = 16 * 32 + 2 * 16 * 8
 SHAPE_CHAIN_PARAMS = 16 * 32 + 16 * 8
 
 
-def _shape_chain_graph() -> onnx.GraphProto:
+def _shape_chain_block(k: int, x: str, out: str) -> list[onnx.NodeProto]:
+    """One block: x [b,t,16] → [b*t,16]·W1 → [b, t*4/2, 16]·W2 → back to [b,t,16],
+    every target shape computed from Shape(x)."""
+    n = "" if k == 0 else f"block{k}_"
+    return [
+        helper.make_node("Shape", [x], [n + "x_shape"]),
+        helper.make_node("Gather", [n + "x_shape", "idx0"], [n + "batch"], axis=0),
+        helper.make_node("Gather", [n + "x_shape", "idx1"], [n + "time"], axis=0),
+        helper.make_node("Unsqueeze", [n + "batch"], [n + "batch_1d"], axes=[0]),
+        helper.make_node("Unsqueeze", [n + "time"], [n + "time_1d"], axes=[0]),
+        # [b, t, 16] → [b*t, 16] · W1 [16, 32]
+        helper.make_node("Mul", [n + "batch", n + "time"], [n + "rows"]),
+        helper.make_node("Unsqueeze", [n + "rows"], [n + "rows_1d"], axes=[0]),
+        helper.make_node("Concat", [n + "rows_1d", "c16"], [n + "flat_shape"], axis=0),
+        helper.make_node("Reshape", [x, n + "flat_shape"], [n + "flat"]),
+        helper.make_node("MatMul", [n + "flat", "w1"], [n + "hidden"]),
+        # [b*t, 32] → [b, t*4/2, 16] · W2 [16, 8]
+        helper.make_node("Mul", [n + "time", "four"], [n + "time4"]),
+        helper.make_node("Div", [n + "time4", "two"], [n + "time2"]),
+        helper.make_node("Unsqueeze", [n + "time2"], [n + "time2_1d"], axes=[0]),
+        helper.make_node(
+            "Concat", [n + "batch_1d", n + "time2_1d", "c16"], [n + "seq_shape"], axis=0
+        ),
+        helper.make_node("Reshape", [n + "hidden", n + "seq_shape"], [n + "seq"]),
+        helper.make_node("MatMul", [n + "seq", "w2"], [n + "seq_out"]),
+        # [b, 2t, 8] → [b, t, 16]
+        helper.make_node(
+            "Concat", [n + "batch_1d", n + "time_1d", "c16"], [n + "back_shape"], axis=0
+        ),
+        helper.make_node("Reshape", [n + "seq_out", n + "back_shape"], [out]),
+    ]
+
+
+def _shape_chain_graph(blocks: int) -> onnx.GraphProto:
     w1, w2 = _weights(6, (16, 32), (16, 8))
     i64 = np.int64
     nodes = [
@@ -205,25 +238,10 @@ def _shape_chain_graph() -> onnx.GraphProto:
         _const("c16", np.array([16], dtype=i64)),
         _const("w1", w1),
         _const("w2", w2),
-        helper.make_node("Shape", ["x"], ["x_shape"]),
-        helper.make_node("Gather", ["x_shape", "idx0"], ["batch"], axis=0),
-        helper.make_node("Gather", ["x_shape", "idx1"], ["time"], axis=0),
-        # x [b, t, 16] → [b*t, 16] · W1 [16, 32]
-        helper.make_node("Mul", ["batch", "time"], ["rows"]),
-        helper.make_node("Unsqueeze", ["rows"], ["rows_1d"], axes=[0]),
-        helper.make_node("Concat", ["rows_1d", "c16"], ["flat_shape"], axis=0),
-        helper.make_node("Reshape", ["x", "flat_shape"], ["flat"]),
-        helper.make_node("MatMul", ["flat", "w1"], ["hidden"]),
-        # [b*t, 32] → [b, t*4/2, 16] · W2 [16, 8]
-        helper.make_node("Shape", ["hidden"], ["hidden_shape"]),
-        helper.make_node("Mul", ["time", "four"], ["time4"]),
-        helper.make_node("Div", ["time4", "two"], ["time2"]),
-        helper.make_node("Unsqueeze", ["batch"], ["batch_1d"], axes=[0]),
-        helper.make_node("Unsqueeze", ["time2"], ["time2_1d"], axes=[0]),
-        helper.make_node("Concat", ["batch_1d", "time2_1d", "c16"], ["seq_shape"], axis=0),
-        helper.make_node("Reshape", ["hidden", "seq_shape"], ["seq"]),
-        helper.make_node("MatMul", ["seq", "w2"], ["y"]),
     ]
+    for k in range(blocks):
+        nodes += _shape_chain_block(k, "x" if k == 0 else f"out{k - 1}", f"out{k}")
+    nodes.append(helper.make_node("Identity", [f"out{blocks - 1}"], ["y"]))
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 16])
     for dim in x.type.tensor_type.shape.dim[:2]:
         dim.dim_value = -1  # how Paddle exports a dynamic dim
@@ -235,17 +253,19 @@ def _shape_chain_graph() -> onnx.GraphProto:
     )
 
 
-def build_onnx_shape_chain() -> bytes:
+def build_onnx_shape_chain(blocks: int = 1) -> bytes:
     """A Paddle-like export at opset 11: x [-1, -1, 16] (``dim_value: -1``, i.e. batch and
-    time dynamic), weights in ``Constant`` nodes; MatMul shapes only from
-    Shape→Gather→Mul/Div→Unsqueeze→Concat→Reshape::
+    time dynamic), weights in ``Constant`` nodes (shared by the blocks); MatMul shapes
+    only from Shape→Gather→Mul/Div→Unsqueeze→Concat→Reshape, each block's from the
+    Shape of the block before::
 
         x [b,t,16] → Reshape [b*t,16] → ·W1 [16,32] → Reshape [b, t*4/2, 16] → ·W2 [16,8]
+                   → Reshape [b,t,16] → (next block) … → y [b,t,16]
 
-    MACs b·t·(512 + 2·128) = b·t·768; 640 parameters.
+    MACs blocks·b·t·(512 + 2·128) = blocks·b·t·768; 640 parameters.
     """
     # IR 7: what Paddle2ONNX writes for opset 11.
-    return model_bytes(_shape_chain_graph(), opset=SHAPE_CHAIN_OPSET, ir_version=7)
+    return model_bytes(_shape_chain_graph(blocks), opset=SHAPE_CHAIN_OPSET, ir_version=7)
 
 
 # ---------------------------------------------------------------------------

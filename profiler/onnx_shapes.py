@@ -24,6 +24,7 @@ profiler.analysis, itself imported lazily).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -273,11 +274,17 @@ def infer_concrete_shapes(model: Any, shapes: Mapping[str, list[int]]) -> tuple[
 
 def _fold(graph: Any, inferred: Any, opsets: Mapping[str, int]) -> int:
     """Replace every foldable node of ``graph`` by Constant nodes (one pass, in
-    topological order); returns how many were folded."""
+    topological order); returns how many were folded.
+
+    The shapes of what a pass folds are carried forward within the pass (each
+    node not folded is inferred on its own, with its constant inputs' values), so a
+    chain of Shape→…→Reshape blocks folds in one pass rather than one per round.
+    """
     from onnx import helper, numpy_helper
 
     values = constant_values(graph)
     known = shapes_of(inferred)
+    types = _types_of(inferred)
     folded = 0
     nodes = []
     for node in graph.node:
@@ -286,10 +293,15 @@ def _fold(graph: Any, inferred: Any, opsets: Mapping[str, int]) -> int:
             result = _evaluate(node, values, known, opsets)
         if result is None:
             nodes.append(node)
+            _infer_node(node, types, values, known, opsets)
             continue
         folded += 1
         for name, value in zip(node.output, result, strict=True):
             values[name] = value
+            known[name] = [int(d) for d in value.shape]
+            types[name] = helper.make_tensor_type_proto(
+                helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape)
+            )
             nodes.append(
                 helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, name))
             )
@@ -297,6 +309,62 @@ def _fold(graph: Any, inferred: Any, opsets: Mapping[str, int]) -> int:
         del graph.node[:]
         graph.node.extend(nodes)
     return folded
+
+
+def _types_of(graph: Any) -> dict[str, Any]:
+    """TypeProto of every value the (inferred) graph declares, and of its constants."""
+    from onnx import helper
+
+    types = {v.name: v.type for v in _value_infos(graph) if v.type.WhichOneof("value")}
+    for init in graph.initializer:
+        types[init.name] = helper.make_tensor_type_proto(init.data_type, list(init.dims))
+    for node in graph.node:
+        tensor = _constant_tensor(node)
+        if tensor is not None:
+            types[node.output[0]] = helper.make_tensor_type_proto(
+                tensor.data_type, list(tensor.dims)
+            )
+    return types
+
+
+def _infer_node(
+    node: Any,
+    types: dict[str, Any],
+    values: Mapping[str, Any],
+    known: dict[str, list[int | None]],
+    opsets: Mapping[str, int],
+) -> None:
+    """Infer one node's output types from its inputs' (and their values, where
+    constant) into ``types`` and ``known``; nodes with subgraphs, of other domains,
+    or whose outputs are already known are left to the whole-graph inference."""
+    import onnx
+    from onnx import numpy_helper
+
+    if node.domain not in ("", "ai.onnx") or any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute
+    ):
+        return
+    if all(name in known and None not in known[name] for name in node.output if name):
+        return
+    inputs = [name for name in node.input if name]
+    if not all(name in types for name in inputs):
+        return
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opsets.get("", 13), "")
+        data = {
+            name: numpy_helper.from_array(values[name], name) for name in inputs if name in values
+        }
+        outputs = onnx.shape_inference.infer_node_outputs(
+            schema, node, {name: types[name] for name in inputs}, data
+        )
+    except Exception:  # no schema, or inference refused: the whole-graph pass decides
+        return
+    for name, type_proto in outputs.items():
+        types[name] = type_proto
+        value = onnx.helper.make_value_info(name, type_proto)
+        dims = dims_of(value)
+        if dims is not None:
+            known[name] = dims
 
 
 def _evaluate(
@@ -344,22 +412,48 @@ def _evaluate(
 
 
 def _reference_run(node: Any, feeds: Mapping[str, Any], opsets: Mapping[str, int]) -> list[Any]:
+    """Run one node with onnx's reference implementation. Evaluators are cached by
+    the node's op and attributes and its inputs' dtypes and shapes (building one
+    costs most of the time, and a model repeats the same few shape computations)."""
+    import onnx
+
+    canonical = onnx.NodeProto()
+    canonical.CopyFrom(node)
+    canonical.name = ""
+    del canonical.input[:]
+    canonical.input.extend(f"i{k}" if name else "" for k, name in enumerate(node.input))
+    del canonical.output[:]
+    canonical.output.extend(f"o{k}" for k in range(len(node.output)))
+    signature = tuple(
+        (str(feeds[name].dtype), tuple(feeds[name].shape)) if name else None for name in node.input
+    )
+    opset = opsets.get("", opsets.get("ai.onnx", 13))
+    evaluator = _evaluator(canonical.SerializeToString(), signature, opset)
+    inputs = {f"i{k}": feeds[name] for k, name in enumerate(node.input) if name}
+    return list(evaluator.run(None, inputs))
+
+
+@functools.lru_cache(maxsize=256)
+def _evaluator(
+    node_bytes: bytes, signature: tuple[tuple[str, tuple[int, ...]] | None, ...], opset: int
+) -> Any:
+    import numpy as np
+    import onnx
     from onnx import helper
     from onnx.reference import ReferenceEvaluator
 
+    node = onnx.NodeProto.FromString(node_bytes)
     graph = helper.make_graph(
         [node],
         "fold",
         [
             helper.make_tensor_value_info(
-                name, helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape)
+                name, helper.np_dtype_to_tensor_dtype(np.dtype(sig[0])), list(sig[1])
             )
-            for name, value in feeds.items()
+            for name, sig in zip(node.input, signature, strict=True)
+            if name and sig is not None
         ],
         [helper.make_empty_tensor_value_info(name) for name in node.output],
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", opsets.get("", opsets.get("ai.onnx", 13)))],
-    )
-    return list(ReferenceEvaluator(model).run(None, dict(feeds)))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return ReferenceEvaluator(model)

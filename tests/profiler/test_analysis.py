@@ -191,6 +191,16 @@ def test_macs_behind_reshape_chains_are_counted(model_files: dict[str, Path]) ->
     assert model["params"] == fixtures.SHAPE_CHAIN_PARAMS
 
 
+def test_long_reshape_chains_are_resolved(tmp_path: Path) -> None:
+    """Every block's shapes come from the Shape of the block before it: 70 blocks in
+    a row (more than the inference rounds a chain could take one by one)."""
+    path = tmp_path / "deep.onnx"
+    path.write_bytes(fixtures.build_onnx_shape_chain(blocks=70))
+    model = analyze(path, {"x": [2, 5, 16]})["model"]
+    assert model["macs"] == 70 * 10 * fixtures.SHAPE_CHAIN_MACS_PER_ROW
+    assert model["macs_complete"] is True and model["notes"] == []
+
+
 def test_unknown_macs_say_why_and_ask_for_shape_only_when_missing(
     model_files: dict[str, Path], tmp_path: Path
 ) -> None:
