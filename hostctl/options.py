@@ -123,6 +123,7 @@ def build_settings(
     """
     from profiler.settings import (
         ProfileSettings,
+        check_no_fills_with_inputs_file,
         parse_input_range_option,
         parse_input_value_option,
         parse_shape_option,
@@ -151,12 +152,8 @@ def build_settings(
         kwargs["input_values"] = parse_input_value_option(input_values)
     if input_ranges:
         kwargs["input_ranges"] = parse_input_range_option(input_ranges)
-    if inputs_attached and (input_values or input_ranges):
-        option = "--input-value" if input_values else "--input-range"
-        raise ValueError(
-            f"{option} sets generated inputs but --inputs supplies every input; "
-            "use one or the other"
-        )
+    if inputs_attached:
+        check_no_fills_with_inputs_file(input_values, input_ranges)
     if timeout_s is not None and timeout_s <= 0:
         raise ValueError("--timeout must be positive")
     return ProfileSettings(**kwargs)

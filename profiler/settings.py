@@ -65,12 +65,8 @@ class ProfileSettings:
         if self.threads is not None and self.threads < 1:
             raise ValueError("threads must be at least 1")
         _check_fills(self.input_values, self.input_ranges)
-        if self.inputs_path and (self.input_values or self.input_ranges):
-            option = "--input-value" if self.input_values else "--input-range"
-            raise ValueError(
-                f"{option} sets generated inputs but --inputs supplies every input; "
-                "use one or the other"
-            )
+        if self.inputs_path:
+            check_no_fills_with_inputs_file(self.input_values, self.input_ranges)
 
     def effective_timeout(self) -> float:
         """The worker's wall-clock limit: explicit, or generous enough for the phases."""
@@ -85,6 +81,17 @@ class ProfileSettings:
     def from_dict(cls, data: dict[str, Any]) -> ProfileSettings:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def check_no_fills_with_inputs_file(values: Any, ranges: Any) -> None:
+    """ValueError when input fills are given although an --inputs file supplies every
+    input (contradictory options)."""
+    if values or ranges:
+        option = "--input-value" if values else "--input-range"
+        raise ValueError(
+            f"{option} sets generated inputs but --inputs supplies every input; "
+            "use one or the other"
+        )
 
 
 def _is_number(value: Any) -> bool:
