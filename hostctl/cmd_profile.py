@@ -64,6 +64,8 @@ def profile_command(
         str | None, typer.Option("--eval", help="Labelled .npz (x, y) for top-1 accuracy.")
     ] = None,
     seed: options.Seed = None,
+    input_value: options.InputValue = None,
+    input_range: options.InputRange = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Wall-clock limit of the worker, seconds.")
     ] = None,
@@ -98,6 +100,8 @@ def profile_command(
             eval_path=eval_data,
             seed=seed,
             timeout_s=timeout,
+            input_values=input_value,
+            input_ranges=input_range,
         )
     except ValueError as exc:
         raise _fail(option_names(str(exc))) from None

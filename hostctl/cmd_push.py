@@ -111,6 +111,8 @@ def push_command(
         typer.Option("--eval", help="Labelled .npz (x, y) sent to the devices for top-1 accuracy."),
     ] = None,
     seed: options.Seed = None,
+    input_value: options.InputValue = None,
+    input_range: options.InputRange = None,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1.0, help="Seconds to wait for all results.")
     ] = 600.0,
@@ -153,6 +155,9 @@ def push_command(
                 xnnpack=xnnpack,
                 shapes=shape,
                 seed=seed,
+                input_values=input_value,
+                input_ranges=input_range,
+                inputs_attached=inputs is not None,
             )
         except ValueError as exc:
             raise HostctlError(option_names(str(exc))) from None

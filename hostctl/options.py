@@ -63,6 +63,26 @@ Shape = Annotated[
     ),
 ]
 Seed = Annotated[int | None, typer.Option("--seed", help="Seed of generated inputs (default: 0).")]
+InputValue = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input-value",
+        metavar="NAME=V",
+        help="Fill a generated input with one value instead of random data (a sample rate, "
+        "a flag: sr=16000, use_cache=false); repeatable.",
+        show_default=False,
+    ),
+]
+InputRange = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input-range",
+        metavar="NAME=LO,HI",
+        help="Draw a generated input uniformly from LO..HI (integers: HI included), e.g. "
+        "token_ids=0,30521; repeatable.",
+        show_default=False,
+    ),
+]
 Label = Annotated[
     str | None, typer.Option("--label", help="Free-form label stored with the result.")
 ]
@@ -91,12 +111,23 @@ def build_settings(
     eval_path: str | None = None,
     seed: int | None = None,
     timeout_s: float | None = None,
+    input_values: list[str] | None = None,
+    input_ranges: list[str] | None = None,
+    inputs_attached: bool = False,
 ) -> Any:
     """ProfileSettings from CLI values; options left as None keep the defaults.
 
-    Raises ValueError with a one-line message on invalid values.
+    ``inputs_attached``: an --inputs file travels with the job (push), so options for
+    generated inputs contradict it as they do ``inputs_path``. Raises ValueError with
+    a one-line message on invalid values.
     """
-    from profiler.settings import ProfileSettings, parse_shape_option
+    from profiler.settings import (
+        ProfileSettings,
+        check_no_fills_with_inputs_file,
+        parse_input_range_option,
+        parse_input_value_option,
+        parse_shape_option,
+    )
 
     given: dict[str, Any] = {
         "runs": runs,
@@ -117,6 +148,12 @@ def build_settings(
         kwargs["xnnpack"] = False
     if shapes:
         kwargs["shapes"] = parse_shape_option(shapes)
+    if input_values:
+        kwargs["input_values"] = parse_input_value_option(input_values)
+    if input_ranges:
+        kwargs["input_ranges"] = parse_input_range_option(input_ranges)
+    if inputs_attached:
+        check_no_fills_with_inputs_file(input_values, input_ranges)
     if timeout_s is not None and timeout_s <= 0:
         raise ValueError("--timeout must be positive")
     return ProfileSettings(**kwargs)

@@ -28,13 +28,20 @@ from modelkit.cnn import (
 # ---------------------------------------------------------------------------
 
 
-def _onnx_model(graph: onnx.GraphProto, extra_opsets: Sequence[tuple[str, int]] = ()) -> bytes:
-    opsets = [helper.make_opsetid("", ONNX_OPSET)]
+def model_bytes(
+    graph: onnx.GraphProto,
+    extra_opsets: Sequence[tuple[str, int]] = (),
+    *,
+    opset: int = ONNX_OPSET,
+    ir_version: int = ONNX_IR_VERSION,
+) -> bytes:
+    """The serialized model of ``graph`` (default-domain ``opset``, ``extra_opsets``)."""
+    opsets = [helper.make_opsetid("", opset)]
     opsets += [helper.make_opsetid(domain, version) for domain, version in extra_opsets]
     model = helper.make_model(
         graph, opset_imports=opsets, producer_name="edgeprof.modelkit", producer_version="1"
     )
-    model.ir_version = ONNX_IR_VERSION
+    model.ir_version = ir_version
     return bytes(model.SerializeToString())
 
 
@@ -169,7 +176,7 @@ def build_onnx_cnn(
     )
     if constants_as_nodes:
         _constants_to_nodes(graph)
-    return _onnx_model(graph)
+    return model_bytes(graph)
 
 
 def _onnx_qdq_params(
@@ -214,7 +221,7 @@ def build_onnx_custom_op() -> bytes:
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4])],
     )
-    return _onnx_model(graph, [(CUSTOM_DOMAIN, 1)])
+    return model_bytes(graph, [(CUSTOM_DOMAIN, 1)])
 
 
 def build_onnx_tiny() -> bytes:
@@ -228,7 +235,7 @@ def build_onnx_tiny() -> bytes:
             numpy_helper.from_array(np.array([1.0, 2.0, 3.0, 4.0], dtype=np.float32), "bias")
         ],
     )
-    return _onnx_model(graph)
+    return model_bytes(graph)
 
 
 DTYPE_INPUTS: dict[str, int] = {
@@ -252,7 +259,7 @@ def build_onnx_dtypes() -> bytes:
         nodes.append(helper.make_node("Identity", [name], [out]))
         inputs.append(helper.make_tensor_value_info(name, elem, [1, 4]))
         outputs.append(helper.make_tensor_value_info(out, elem, [1, 4]))
-    return _onnx_model(helper.make_graph(nodes, "edgeprof_dtypes", inputs, outputs))
+    return model_bytes(helper.make_graph(nodes, "edgeprof_dtypes", inputs, outputs))
 
 
 def build_onnx_classifier() -> bytes:
@@ -265,7 +272,7 @@ def build_onnx_classifier() -> bytes:
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, n])],
         initializer=[numpy_helper.from_array(np.eye(n, dtype=np.float32), "fc_w")],
     )
-    return _onnx_model(graph)
+    return model_bytes(graph)
 
 
 def build_onnx_if_subgraph() -> bytes:
@@ -307,7 +314,7 @@ def build_onnx_if_subgraph() -> bytes:
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4])],
     )
-    return _onnx_model(graph)
+    return model_bytes(graph)
 
 
 QLINEAR_PARAMS = 4 * 3 * 3 * 3 + 4 + 144 * 10
@@ -358,4 +365,4 @@ def build_onnx_qlinear() -> bytes:
         [helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 10])],
         initializer=inits,
     )
-    return _onnx_model(graph)
+    return model_bytes(graph)

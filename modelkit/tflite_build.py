@@ -81,6 +81,7 @@ class _TfliteGraph:
         data: Array | None = None,
         quant: _Quant | None = None,
         signature: Sequence[int] | None = None,
+        sparsity: Any = None,
     ) -> int:
         t = tfl.TensorT()
         t.name = name
@@ -88,6 +89,7 @@ class _TfliteGraph:
         if signature is not None:
             t.shapeSignature = list(signature)
         t.type = _TFL_DTYPES[dtype]
+        t.sparsity = sparsity
         if data is not None:
             buf = _AlignedBufferT()
             buf.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
@@ -359,4 +361,109 @@ def build_tflite_classifier(variant: str = "fp32") -> bytes:
         g.op(tfl.BuiltinOperator.FULLY_CONNECTED, [x, wt, bt], [y], *_fc_options(), version=4)
     else:
         raise ValueError(f"classifier variant must be 'fp32' or 'int8', not {variant!r}")
+    return g.serialize([x], [y])
+
+
+# ---------------------------------------------------------------------------
+# Sparse weights (TFLite's sparse tensor format, densified at run time)
+# ---------------------------------------------------------------------------
+
+
+def _index_vector(values: Sequence[int]) -> Any:
+    vec = tfl.Int32VectorT()
+    vec.values = [int(v) for v in values]
+    return vec
+
+
+def sparse_encode(dense: Array, block: int = 1) -> tuple[Array, Any]:
+    """A 2-D weight matrix in TFLite's sparse format: ``(stored values, SparsityParametersT)``.
+
+    Rows DENSE, columns SPARSE_CSR (segments + indices of the non-zero columns). With
+    ``block`` > 1 the columns go in 1×``block`` blocks: traversal order [0, 1, 2], block
+    map [1], dim metadata DENSE(rows), SPARSE_CSR(column blocks), DENSE(block); every
+    block with a non-zero value is stored whole (its zeros included).
+    """
+    rows, cols = dense.shape
+    if cols % block:
+        raise ValueError(f"{cols} columns do not split into blocks of {block}")
+    blocks = dense.reshape(rows, cols // block, block)
+    segments, indices, values = [0], [], []
+    for r in range(rows):
+        for c in range(cols // block):
+            if np.any(blocks[r, c] != 0):
+                indices.append(c)
+                values.append(blocks[r, c])
+        segments.append(len(indices))
+    row_dim = tfl.DimensionMetadataT()
+    row_dim.format = tfl.DimensionType.DENSE
+    row_dim.denseSize = rows
+    col_dim = tfl.DimensionMetadataT()
+    col_dim.format = tfl.DimensionType.SPARSE_CSR
+    col_dim.arraySegmentsType = tfl.SparseIndexVector.Int32Vector
+    col_dim.arraySegments = _index_vector(segments)
+    col_dim.arrayIndicesType = tfl.SparseIndexVector.Int32Vector
+    col_dim.arrayIndices = _index_vector(indices)
+    params = tfl.SparsityParametersT()
+    params.dimMetadata = [row_dim, col_dim]
+    params.traversalOrder = [0, 1]
+    if block > 1:
+        block_dim = tfl.DimensionMetadataT()
+        block_dim.format = tfl.DimensionType.DENSE
+        block_dim.denseSize = block
+        params.dimMetadata.append(block_dim)
+        params.traversalOrder = [0, 1, 2]
+        params.blockMap = [1]
+    stored = np.concatenate(values).astype(dense.dtype) if values else dense[:0, 0]
+    return np.ascontiguousarray(stored.reshape(-1)), params
+
+
+def sparse_fc_weights() -> tuple[Array, Array]:
+    """The two weight matrices of :func:`build_tflite_sparse`, dense: ``w_block`` [8, 8]
+    (6 of its 16 1×4 blocks non-zero, 2 zeros inside them) and ``w_csr`` [4, 8]
+    (10 non-zero values)."""
+    rng = np.random.default_rng(7)
+    w_block = np.zeros((8, 8), dtype=np.float32)
+    for r, c in ((0, 0), (1, 1), (2, 0), (4, 1), (5, 0), (7, 1)):
+        w_block[r, 4 * c : 4 * c + 4] = rng.uniform(0.1, 1.0, size=4)
+    w_block[0, 1] = w_block[4, 6] = 0.0  # stored zeros inside non-zero blocks
+    w_csr = np.zeros((4, 8), dtype=np.float32)
+    for r, c in ((0, 0), (0, 3), (0, 7), (1, 2), (1, 5), (2, 0), (2, 1), (2, 6), (3, 4), (3, 7)):
+        w_csr[r, c] = rng.uniform(0.1, 1.0)
+    return w_block, w_csr
+
+
+SPARSE_PARAMS = 8 * 8 + 8 + 4 * 8 + 4
+"""Parameters of :func:`build_tflite_sparse` at their dense shapes (weights + biases)."""
+SPARSE_ZEROS = (8 * 8 - 6 * 4 + 2) + (4 * 8 - 10)
+"""Its zero weights: blocks not stored, zeros inside stored blocks, CSR values not stored."""
+SPARSE_MACS = 8 * 8 + 4 * 8
+
+
+def build_tflite_sparse() -> bytes:
+    """x [1,8] float32 → FULLY_CONNECTED 8 (1×4 block-sparse weights) + ReLU →
+    FULLY_CONNECTED 4 (CSR-sparse weights) → y [1,4]; both weight tensors are stored in
+    TFLite's sparse format and turned dense by DENSIFY ops, as the converter emits
+    for sparse models. Hand-counted: :data:`SPARSE_PARAMS`, :data:`SPARSE_ZEROS`,
+    :data:`SPARSE_MACS`."""
+    w_block, w_csr = sparse_fc_weights()
+    g = _TfliteGraph()
+    x = g.tensor("x", [1, 8], "float32")
+
+    def sparse_weight(name: str, dense: Array, block: int) -> int:
+        stored, params = sparse_encode(dense, block)
+        packed = g.tensor(name + "_sparse", dense.shape, "float32", stored, sparsity=params)
+        out = g.tensor(name, dense.shape, "float32")
+        g.op(tfl.BuiltinOperator.DENSIFY, [packed], [out])
+        return out
+
+    w1 = sparse_weight("fc1_w", w_block, 4)
+    b1 = g.tensor("fc1_b", [8], "float32", np.full(8, 0.1, dtype=np.float32))
+    h = g.tensor("hidden", [1, 8], "float32")
+    kind, relu = _fc_options()
+    relu.fusedActivationFunction = tfl.ActivationFunctionType.RELU
+    g.op(tfl.BuiltinOperator.FULLY_CONNECTED, [x, w1, b1], [h], kind, relu)
+    w2 = sparse_weight("fc2_w", w_csr, 1)
+    b2 = g.tensor("fc2_b", [4], "float32", np.full(4, -0.2, dtype=np.float32))
+    y = g.tensor("y", [1, 4], "float32")
+    g.op(tfl.BuiltinOperator.FULLY_CONNECTED, [h, w2, b2], [y], *_fc_options())
     return g.serialize([x], [y])

@@ -22,22 +22,35 @@ TFLite quantization parameters live in tensor metadata, not in buffers, so they 
 count. **Sparsity** is the fraction of parameter elements whose stored value is exactly
 zero (for quantized weights: a stored 0, which is the real zero for symmetric int8
 weights); elements whose bytes are not in the file (ONNX external data) are left out.
+A TFLite tensor stored in the **sparse format** (``sparsity`` parameters: traversal
+order, block map, DENSE / SPARSE_CSR dim metadata; fed to DENSIFY) counts at its
+dense shape, and every element its buffer does not store is a zero.
 
 **MACs** (multiply-accumulates; ``flops = 2 * macs``) are counted for Conv (grouped and
 depthwise too), ConvTranspose, Gemm, MatMul, QLinearConv, QLinearMatMul, ConvInteger
-and MatMulInteger (ONNX; shapes from ``onnx.shape_inference`` after substituting
-``shapes`` for the declared input shapes) and CONV_2D, DEPTHWISE_CONV_2D, CONV_3D,
-FULLY_CONNECTED, BATCH_MATMUL and TRANSPOSE_CONV (TFLite; stored tensor shapes).
-Element-wise ops, pooling and normalization are not counted. A node whose shapes are
-unknown is skipped, ``model.macs_complete`` is false and ``model.notes`` says so, as it does for MACs inside ONNX
-control-flow subgraphs (not counted: how often a branch or loop body runs is not
-known statically) and for custom ops (TFLite CUSTOM, ONNX ops of a non-standard
-domain) and ``com.microsoft`` contrib ops that multiply (FusedConv, QGemm, Attention,
-…), whose cost edgeprof does not know: the note names them. **Where
-``macs_complete`` is false, ``macs`` is what was counted — a lower bound**, never
-presented as the whole cost: the result document's ``model`` section carries
-``macs_complete`` next to ``macs`` (null when the model was not analysed), and
-reports should mark such a figure (e.g. "≥ 1.2 M").
+and MatMulInteger (ONNX) and CONV_2D, DEPTHWISE_CONV_2D, CONV_3D, FULLY_CONNECTED,
+BATCH_MATMUL and TRANSPOSE_CONV (TFLite; stored tensor shapes). ONNX shapes come from
+:func:`profiler.onnx_shapes.infer_concrete_shapes`: ``shapes`` substituted for the
+inputs' shapes, onnx's shape inference with data propagation, and the Shape→Gather→
+Concat→Reshape arithmetic folded, so MatMuls behind computed reshapes are counted.
+ONNX control flow is counted too: an ``If`` by its costlier branch (a note says so),
+a ``Loop`` body × its trip count M when M is a constant, a ``Scan`` body × the
+sequence length of its scan input; with no static trip count, one iteration, and the
+count is not complete. Element-wise ops, pooling and normalization are not counted.
+A node whose shapes are unknown is skipped, ``model.macs_complete`` is false and
+``model.notes`` says so (asking for ``--shape`` only for dynamic inputs not given),
+as it does for custom ops (TFLite CUSTOM, ONNX ops of a non-standard domain),
+``com.microsoft`` contrib ops that multiply (FusedConv, QGemm, Attention, …) and
+MACs in TFLite subgraphs other than the main one, whose cost edgeprof does not know.
+**Where ``macs_complete`` is false, ``macs`` is what was counted — a lower bound**,
+never presented as the whole cost (reports mark it, e.g. "≥ 1.2 M"); when that count
+is nothing at all, ``macs`` and ``flops`` are null (unknown, the notes say why),
+never 0. The result document's ``model`` section carries ``macs_complete`` next to
+``macs`` (null when the model was not analysed).
+
+Dynamic dims — named, unknown, or negative (Paddle exports ``dim_value: -1``) — are
+read one way everywhere (:class:`profiler.backends.base.TensorSpec`), and ``shapes``
+is checked by the same :func:`profiler.inputs.check_shapes` as ``profile`` uses.
 
 numpy, onnx and the TFLite schema are imported inside the functions that need them.
 """
@@ -50,15 +63,15 @@ import math
 import os
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from profiler.backends import ONNX_EXTENSIONS as ONNX_EXTENSIONS
 from profiler.backends import TFLITE_EXTENSIONS as TFLITE_EXTENSIONS
+from profiler.backends.base import TensorSpec, is_static_dim
 from profiler.errors import (
-    BAD_INPUT,
     BAD_MODEL,
     NOT_FOUND,
     RUNTIME_MISSING,
@@ -266,30 +279,37 @@ def _parse_onnx(data: bytes) -> Any:
     return model
 
 
-def _check_shape_names(shapes: dict[str, list[int]], inputs: list[dict[str, Any]]) -> None:
-    by_name = {i["name"]: i for i in inputs}
-    for name, dims in shapes.items():
-        if name not in by_name:
-            raise ProfilerError(
-                BAD_INPUT,
-                f"--shape {name}=...: the model has no input {name!r}; its inputs are "
-                f"{', '.join(by_name) or '(none)'}",
-            )
-        declared = by_name[name]["shape"]
-        if declared is not None and len(declared) != len(dims):
-            raise ProfilerError(
-                BAD_INPUT,
-                f"--shape {name}={','.join(map(str, dims))}: input {name!r} has rank "
-                f"{len(declared)} (dims {','.join(by_name[name]['dims'])})",
-            )
-        if declared is not None:
-            for want, got in zip(declared, dims, strict=True):
-                if want is not None and want != got:
-                    raise ProfilerError(
-                        BAD_INPUT,
-                        f"--shape {name}={','.join(map(str, dims))} does not match the fixed "
-                        f"dims of input {name!r}: {','.join(by_name[name]['dims'])}",
-                    )
+def _io_entry(spec: TensorSpec, **extra: Any) -> dict[str, Any]:
+    """``{name, dtype, shape, dims}`` of an input/output: a dynamic dim is null in
+    ``shape`` and its name (or "?") in ``dims``."""
+    return {
+        "name": spec.name,
+        "dtype": spec.dtype,
+        "shape": [d if is_static_dim(d) else None for d in spec.shape],
+        "dims": [
+            str(d) if is_static_dim(d) else (d if isinstance(d, str) else "?") for d in spec.shape
+        ],
+        **extra,
+    }
+
+
+def _check_shapes(shapes: dict[str, list[int]], inputs: list[TensorSpec | str]) -> None:
+    """``shapes`` against the declared inputs (a name alone: an input of unknown rank):
+    the same validation as ``profile`` (:func:`profiler.inputs.check_shapes`)."""
+    from profiler.inputs import check_shapes
+
+    specs = [i for i in inputs if isinstance(i, TensorSpec)]
+    check_shapes(specs, shapes, any_rank=[i for i in inputs if isinstance(i, str)])
+
+
+def _macs_figures(macs: int, complete: bool, notes: list[str]) -> dict[str, Any]:
+    """``macs``, ``flops`` and ``macs_complete``: a count that is incomplete and found
+    nothing is unknown (null, the notes say why), never a 0 that reads as "free"."""
+    if not complete and macs == 0:
+        if not notes:
+            notes.append("MACs unknown")
+        return {"macs": None, "flops": None, "macs_complete": False}
+    return {"macs": macs, "flops": 2 * macs, "macs_complete": complete}
 
 
 def _sparsity(weights: Iterable[_Weight]) -> float:
@@ -391,6 +411,8 @@ class _TfliteReader:
         self.dtype_names = {k: v.lower() for k, v in _enum_names(schema.TensorType).items()}
         self.notes: list[str] = []
         self.macs_complete = True
+        self.sparse_tensors = 0
+        """Weight tensors stored in TFLite's sparse format (SparsityParameters)."""
 
     def read(self, shapes: dict[str, list[int]]) -> dict[str, Any]:
         m = self.model
@@ -415,9 +437,16 @@ class _TfliteReader:
                     self.macs_complete = False
             self._collect_weights(sg, consumers, weights)
         main = m.Subgraphs(0)
+        input_specs = [self._spec(main, main.Inputs(i)) for i in range(main.InputsLength())]
+        _check_shapes(shapes, list(input_specs))
         inputs = [self._io(main, main.Inputs(i)) for i in range(main.InputsLength())]
         outputs = [self._io(main, main.Outputs(i)) for i in range(main.OutputsLength())]
-        _check_shape_names(shapes, inputs)
+        if self.sparse_tensors:
+            self._note(
+                f"{self.sparse_tensors} weight tensor(s) stored sparse (TFLite sparsity, "
+                "fed to DENSIFY): counted at their dense shape, the values not stored "
+                "as zeros"
+            )
         if shapes:
             self._note(
                 "--shape does not change TFLite MACs: they use the shapes stored in the model"
@@ -429,9 +458,7 @@ class _TfliteReader:
             self._note("MACs assume the stored size (usually 1) for dynamic TFLite dimensions")
         description = m.Description()
         model_info = {
-            "macs": macs,
-            "flops": 2 * macs,
-            "macs_complete": self.macs_complete,
+            **_macs_figures(macs, self.macs_complete, self.notes),
             **_summary(list(weights.values())),
             "schema_version": m.Version(),
             "producer": description.decode("utf-8", "replace") if description else None,
@@ -489,7 +516,31 @@ class _TfliteReader:
                 continue
             shape = [tensor.Shape(i) for i in range(tensor.ShapeLength())]
             elements = math.prod(shape)
-            weights[b_index] = _Weight(dtype, elements, _count_zeros(raw, dtype, elements))
+            if tensor.Sparsity() is not None:
+                weights[b_index] = self._sparse_weight(raw, dtype, elements)
+            else:
+                weights[b_index] = _Weight(dtype, elements, _count_zeros(raw, dtype, elements))
+
+    def _sparse_weight(self, raw: Any, dtype: str, elements: int) -> _Weight:
+        """A tensor in TFLite's sparse format (traversal order, block map, DENSE /
+        SPARSE_CSR dim metadata; DENSIFY turns it dense at run time): its shape is the
+        dense one, the buffer holds only the stored values (the non-zero ones, or
+        whole blocks). Every dense element is a parameter; the ones not stored are
+        zeros, and so are stored values that are exactly zero."""
+        import numpy as np
+
+        self.sparse_tensors += 1
+        try:
+            itemsize = np.dtype(dtype).itemsize
+        except TypeError:
+            return _Weight(dtype, elements, None)
+        stored = len(raw) // itemsize
+        if stored > elements:
+            raise ValueError(f"a sparse tensor stores {stored} values for {elements} elements")
+        stored_zeros = _count_zeros(raw, dtype, stored)
+        return _Weight(
+            dtype, elements, None if stored_zeros is None else elements - stored + stored_zeros
+        )
 
     def _buffer_bytes(self, buf: Any) -> Any:
         """The buffer's bytes as a numpy view, or None for a tensor without data."""
@@ -549,19 +600,21 @@ class _TfliteReader:
         opts.Init(table.Bytes, table.Pos)
         return bool(opts.AdjX())
 
-    def _io(self, sg: Any, index: int) -> dict[str, Any]:
+    def _spec(self, sg: Any, index: int) -> TensorSpec:
+        """The tensor as the runtime declares it: a shape-signature dim of -1 is dynamic."""
         t = sg.Tensors(index)
-        shape: list[int | None] = [t.Shape(i) for i in range(t.ShapeLength())]
+        shape: list[int] = [t.Shape(i) for i in range(t.ShapeLength())]
         if t.ShapeSignatureLength():
-            signature = [t.ShapeSignature(i) for i in range(t.ShapeSignatureLength())]
-            shape = [None if s < 0 else d for s, d in zip(signature, shape, strict=False)]
-        entry: dict[str, Any] = {
-            "name": (t.Name() or b"").decode("utf-8", "replace"),
-            "dtype": self.dtype_names.get(t.Type(), f"type{t.Type()}"),
-            "shape": shape,
-            "dims": ["?" if d is None else str(d) for d in shape],
-        }
-        q = t.Quantization()
+            shape = [t.ShapeSignature(i) for i in range(t.ShapeSignatureLength())]
+        return TensorSpec(
+            name=(t.Name() or b"").decode("utf-8", "replace"),
+            shape=tuple(shape),
+            dtype=self.dtype_names.get(t.Type(), f"type{t.Type()}"),
+        )
+
+    def _io(self, sg: Any, index: int) -> dict[str, Any]:
+        entry = _io_entry(self._spec(sg, index))
+        q = sg.Tensors(index).Quantization()
         if q is not None and q.ScaleLength() == 1:
             entry["quantization"] = {
                 "scale": float(q.Scale(0)),
@@ -677,9 +730,11 @@ def _analyze_onnx(p: Path, data: bytes, shapes: dict[str, list[int]]) -> dict[st
     notes: list[str] = []
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
-    inputs = [_onnx_io(v) for v in graph.input if v.name not in init_names]
+    declared = [v for v in graph.input if v.name not in init_names]
+    input_specs = [_onnx_spec(v) for v in declared]
+    _check_shapes(shapes, input_specs)
+    inputs = [_onnx_io(v) for v in declared]
     outputs = [_onnx_io(v) for v in graph.output]
-    _check_shape_names(shapes, inputs)
 
     consumers: dict[str, list[tuple[str, int]]] = {}
     ops: Counter[str] = Counter()
@@ -715,8 +770,7 @@ def _analyze_onnx(p: Path, data: bytes, shapes: dict[str, list[int]]) -> dict[st
     if any(w.zeros is None for w in weights):
         notes.append("sparsity leaves out weights stored as external data")
 
-    notes_before = len(notes)
-    macs = _onnx_macs(model, shapes, notes)
+    macs, complete = _onnx_macs(model, shapes, input_specs, notes)
     # Ops edgeprof has no cost formula for: a custom domain, or a com.microsoft
     # contrib op that multiplies (FusedConv, QGemm, Attention, ...).
     uncounted = sorted(
@@ -730,13 +784,11 @@ def _analyze_onnx(p: Path, data: bytes, shapes: dict[str, list[int]]) -> dict[st
     )
     if uncounted:
         notes.append(_unknown_cost_note(uncounted))
-    macs_complete = len(notes) == notes_before
+        complete = False
     opsets = {(o.domain or "ai.onnx"): o.version for o in model.opset_import}
     producer = f"{model.producer_name} {model.producer_version}".strip()
     model_info = {
-        "macs": macs,
-        "flops": 2 * macs,
-        "macs_complete": macs_complete,
+        **_macs_figures(macs, complete, notes),
         **_summary(weights),
         "opset": opsets.get("ai.onnx"),
         "opsets": opsets,
@@ -753,87 +805,231 @@ def _analyze_onnx(p: Path, data: bytes, shapes: dict[str, list[int]]) -> dict[st
     }
 
 
-def _onnx_io(value: Any) -> dict[str, Any]:
+def _onnx_spec(value: Any) -> TensorSpec | str:
+    """A graph input/output as a TensorSpec (dims read as the runtime reads them: a
+    negative ``dim_value`` is dynamic), or its name alone when its rank is unknown."""
     kind = value.type.WhichOneof("value")
-    if kind != "tensor_type":
-        return {"name": value.name, "dtype": kind or "unknown", "shape": None, "dims": []}
+    if kind != "tensor_type" or not value.type.tensor_type.HasField("shape"):
+        return str(value.name)
     tt = value.type.tensor_type
-    entry: dict[str, Any] = {"name": value.name, "dtype": _onnx_dtype(tt.elem_type)}
-    if not tt.HasField("shape"):
-        entry.update(shape=None, dims=[])
-        return entry
-    shape: list[int | None] = []
-    dims: list[str] = []
-    for d in tt.shape.dim:
-        if d.HasField("dim_value"):
-            shape.append(int(d.dim_value))
-            dims.append(str(d.dim_value))
-        else:
-            shape.append(None)
-            dims.append(d.dim_param or "?")
-    entry.update(shape=shape, dims=dims)
-    return entry
+    shape = [int(d.dim_value) if d.HasField("dim_value") else d.dim_param for d in tt.shape.dim]
+    return TensorSpec(name=value.name, shape=tuple(shape), dtype=_onnx_dtype(tt.elem_type))
 
 
-def _onnx_macs(model: Any, shapes: dict[str, list[int]], notes: list[str]) -> int:
-    """MACs of the main graph's matmul/conv nodes, from inferred shapes."""
+def _onnx_io(value: Any) -> dict[str, Any]:
+    spec = _onnx_spec(value)
+    if isinstance(spec, TensorSpec):
+        return _io_entry(spec)
+    kind = value.type.WhichOneof("value")
+    dtype = _onnx_dtype(value.type.tensor_type.elem_type) if kind == "tensor_type" else kind
+    return {"name": value.name, "dtype": dtype or "unknown", "shape": None, "dims": []}
+
+
+_ONNX_LOOP_MAX_TRIPS = 2**31
+"""A Loop trip count at least this large is the exporters' "no limit" (INT64_MAX with a
+condition), not a count."""
+
+
+class _OnnxCost:
+    """MACs of an ONNX graph and its If/Loop/Scan subgraphs, from inferred shapes.
+
+    ``If``: each branch is counted, the costlier one reported (a note says so).
+    ``Loop``: body × M when M is a constant; ``Scan``: body × the sequence length
+    from the scan input's shape; otherwise the body once, and the count is not
+    complete. Nodes whose shapes are unknown are skipped and named.
+    """
+
+    def __init__(self, opset: int) -> None:
+        self.opset = opset
+        self.skipped: list[str] = []
+        self.per_iteration: list[str] = []
+        """Loop/Scan bodies counted once: their trip count is not static."""
+        self.branches: list[str] = []
+        """If nodes whose costlier branch was counted."""
+        self.repeated: list[str] = []
+        """Loop/Scan bodies counted per iteration × a static trip count."""
+        self.unsupported: set[str] = set()
+        """Other ops whose subgraphs hold MACs (not counted)."""
+
+    def graph(
+        self,
+        g: Any,
+        outer_shapes: Mapping[str, list[int | None]],
+        outer_values: Mapping[str, Any],
+    ) -> int:
+        from collections import ChainMap
+
+        from profiler.onnx_shapes import constant_values, shapes_of
+
+        shapes = ChainMap(shapes_of(g), dict(outer_shapes))
+        values = ChainMap(constant_values(g), dict(outer_values))
+
+        def shape(name: str) -> list[int] | None:
+            dims = shapes.get(name)
+            if dims is None or any(d is None or d <= 0 for d in dims):
+                return None
+            return [int(d) for d in dims if d is not None]
+
+        total = 0
+        for node in g.node:
+            if node.domain not in ("", "ai.onnx"):
+                continue
+            if node.op_type in _ONNX_MAC_OPS:
+                macs = _onnx_node_macs(node, shape)
+                if macs is None:
+                    self.skipped.append(f"{node.op_type} {_node_name(node)}")
+                else:
+                    total += macs
+            elif node.op_type in ("If", "Loop", "Scan"):
+                total += self._control(node, shapes, values, shape)
+            elif any(_graph_attrs(node)) and _has_mac_ops(node):
+                self.unsupported.add(node.op_type)
+        return total
+
+    def _control(
+        self,
+        node: Any,
+        shapes: Mapping[str, list[int | None]],
+        values: Mapping[str, Any],
+        shape: Callable[[str], list[int] | None],
+    ) -> int:
+        bodies = {attr.name: attr.g for attr in _graph_attrs(node)}
+        name = f"{node.op_type} {_node_name(node)}"
+        if node.op_type == "If":
+            then = self.graph(bodies["then_branch"], shapes, values)
+            other = self.graph(bodies["else_branch"], shapes, values)
+            self.branches.append(f"{name}: then {then:,}, else {other:,}")
+            return max(then, other)
+        body = self.graph(bodies["body"], shapes, values)
+        trips = self._loop_trips(node, values) if node.op_type == "Loop" else None
+        if node.op_type == "Scan":
+            trips = self._scan_length(node, shape)
+        if trips is None:
+            self.per_iteration.append(f"{name} ({body:,} MACs)")
+            return body
+        self.repeated.append(f"{name}: {body:,} × {trips}")
+        return body * trips
+
+    @staticmethod
+    def _loop_trips(node: Any, values: Mapping[str, Any]) -> int | None:
+        m = node.input[0] if node.input else ""
+        value = values.get(m) if m else None
+        if value is None or value.size != 1:
+            return None
+        trips = int(value.reshape(-1)[0])
+        return trips if 0 <= trips < _ONNX_LOOP_MAX_TRIPS else None
+
+    def _scan_length(self, node: Any, shape: Callable[[str], list[int] | None]) -> int | None:
+        attrs = {a.name: a for a in node.attribute}
+        n_scan = int(attrs["num_scan_inputs"].i) if "num_scan_inputs" in attrs else 0
+        if n_scan < 1 or len(node.input) < n_scan:
+            return None
+        first = node.input[len(node.input) - n_scan]
+        dims = shape(first) if first else None
+        if dims is None:
+            return None
+        if self.opset < 9:  # Scan-8: [batch, sequence, ...], the body runs for both
+            return dims[0] * dims[1] if len(dims) > 1 else None
+        axes = list(attrs["scan_input_axes"].ints) if "scan_input_axes" in attrs else [0]
+        axis = axes[0] if axes else 0
+        axis = axis + len(dims) if axis < 0 else axis
+        return dims[axis] if 0 <= axis < len(dims) else None
+
+    def notes(self, dynamic_inputs: list[str]) -> list[str]:
+        """What the count means where it is not plainly the sum of every node."""
+        notes = []
+        shape_hint = (
+            "; give --shape for the dynamic input(s) " + ", ".join(dynamic_inputs)
+            if dynamic_inputs
+            else "; their shapes depend on input values, which static analysis cannot know"
+        )
+        if self.skipped:
+            notes.append(
+                f"MACs of {len(self.skipped)} node(s) not counted, shapes unknown: "
+                f"{_listed(self.skipped)}{shape_hint}"
+            )
+        if self.branches:
+            notes.append(
+                f"MACs of {_plural(len(self.branches), 'If node')} count the costlier branch "
+                f"({_listed(self.branches)})"
+            )
+        if self.repeated:
+            loops = any(r.startswith("Loop") for r in self.repeated)
+            notes.append(
+                "MACs of Loop/Scan bodies are per iteration × the static trip count "
+                f"({_listed(self.repeated)})"
+                + ("; a Loop whose condition stops it earlier costs less" if loops else "")
+            )
+        if self.per_iteration:
+            scans = any(p.startswith("Scan") for p in self.per_iteration)
+            notes.append(
+                f"MACs count one iteration of {_listed(self.per_iteration)}: its trip count "
+                "is not static" + (shape_hint if scans and dynamic_inputs else "")
+            )
+        if self.unsupported:
+            notes.append(
+                f"MACs inside the subgraphs of {', '.join(sorted(self.unsupported))} "
+                "are not counted"
+            )
+        return notes
+
+    @property
+    def complete(self) -> bool:
+        return not (self.skipped or self.per_iteration or self.unsupported)
+
+
+def _graph_attrs(node: Any) -> Iterator[Any]:
     import onnx
 
-    graph = model.graph
-    for value in graph.input:
-        if value.name in shapes:
-            dims = value.type.tensor_type.shape.dim
-            for d, size in zip(dims, shapes[value.name], strict=True):
-                d.Clear()
-                d.dim_value = size
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception as exc:
-        log.debug("shape inference failed: %s", exc)
-        notes.append(f"shape inference failed ({str(exc)[:100]}); MACs use declared shapes only")
-        inferred = model
-    known: dict[str, list[int | None]] = {}
-    g = inferred.graph
-    for value in [*g.input, *g.value_info, *g.output]:
-        io = _onnx_io(value)
-        if io["shape"] is not None:
-            known[value.name] = io["shape"]
-    for t in g.initializer:
-        known[t.name] = list(t.dims)
-    for node in g.node:
-        if node.op_type == "Constant" and node.output:
-            for attr in node.attribute:
-                if attr.name == "value":
-                    known[node.output[0]] = list(attr.t.dims)
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr
 
-    def shape(name: str) -> list[int] | None:
-        dims = known.get(name)
-        if dims is None or any(d is None or d <= 0 for d in dims):
-            return None
-        return [int(d) for d in dims if d is not None]
 
-    total, skipped = 0, []
-    for node in g.node:
-        if node.op_type not in _ONNX_MAC_OPS or node.domain not in ("", "ai.onnx"):
-            continue
-        macs = _onnx_node_macs(node, shape)
-        if macs is None:
-            skipped.append(f"{node.op_type} {node.name or node.output[0]!r}")
-        else:
-            total += macs
-    if skipped:
-        hint = ", ".join(skipped[:3]) + (
-            f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-        )
-        notes.append(
-            f"MACs of {len(skipped)} node(s) not counted, shapes unknown: {hint}; "
-            "give --shape NAME=D1,D2,... for dynamic inputs"
-        )
-    if any(
-        n.op_type in _ONNX_MAC_OPS for sub, depth in _walk_graphs(graph) if depth for n in sub.node
-    ):
-        notes.append("MACs inside If/Loop/Scan subgraphs are not counted")
-    return total
+def _has_mac_ops(node: Any) -> bool:
+    return any(
+        n.op_type in _ONNX_MAC_OPS
+        for attr in _graph_attrs(node)
+        for g, _ in _walk_graphs(attr.g)
+        for n in g.node
+    )
+
+
+def _node_name(node: Any) -> str:
+    return repr(node.name or (node.output[0] if node.output else node.op_type))
+
+
+def _listed(items: list[str], limit: int = 3) -> str:
+    more = len(items) - limit
+    return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("s" if n != 1 else "")
+
+
+def _onnx_macs(
+    model: Any, shapes: dict[str, list[int]], inputs: list[TensorSpec | str], notes: list[str]
+) -> tuple[int, bool]:
+    """``(MACs, complete)`` of the model's matmul/conv nodes, subgraphs included, from
+    shapes inferred with ``shapes`` substituted (see profiler.onnx_shapes). Consumes
+    ``model`` (its weights are taken out for shape inference)."""
+    from profiler.onnx_shapes import infer_concrete_shapes
+
+    inferred, problem = infer_concrete_shapes(model, shapes)
+    if problem is not None:
+        notes.append(f"shape inference failed ({problem}); MACs use declared shapes only")
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    cost = _OnnxCost(int(opset))
+    total = cost.graph(inferred.graph, {}, {})
+    dynamic = [
+        i.name
+        for i in inputs
+        if isinstance(i, TensorSpec) and i.is_dynamic and i.name not in shapes
+    ]
+    dynamic += [i for i in inputs if isinstance(i, str) and i not in shapes]
+    notes.extend(cost.notes(dynamic))
+    return total, cost.complete
 
 
 def _onnx_node_macs(node: Any, shape: Callable[[str], list[int] | None]) -> int | None:

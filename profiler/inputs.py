@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from profiler.backends.base import Array, TensorSpec, is_static_dim
 from profiler.errors import BAD_INPUT, DYNAMIC_SHAPE, NOT_FOUND, ProfilerError
+from profiler.settings import Number
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,37 +45,77 @@ class PreparedInputs:
 
 
 def _shape_text(shape: Sequence[int]) -> str:
-    return "[" + ",".join(str(d) for d in shape) + "]"
+    return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def _example_shape(spec: TensorSpec) -> str:
-    # Dynamic dims shown as 1: a runnable suggestion for batch-like dims.
-    return ",".join(str(d) if is_static_dim(d) else "1" for d in spec.shape)
+def _dims_csv(dims: Sequence[int]) -> str:
+    return ",".join(str(d) for d in dims)
+
+
+def _shape_template(spec: TensorSpec) -> str:
+    """``<batch>,3,48,<width>``: the --shape value to fill in, a fixed dim as it is and
+    a dynamic one as a placeholder named after it (no size is guessed for it)."""
+    names = iter(spec.dynamic_dims())
+    return ",".join(str(d) if is_static_dim(d) else f"<{next(names)}>" for d in spec.shape)
 
 
 def dynamic_shape_error(specs: Sequence[TensorSpec]) -> ProfilerError:
-    """The DYNAMIC_SHAPE error listing every dynamic input and the --shape to give."""
+    """The DYNAMIC_SHAPE error: every input with dims of no size, which dims they are
+    and the --shape to give (with placeholders, never a made-up size)."""
     dynamic = [s for s in specs if s.is_dynamic]
-    listed = ", ".join(f"{s.name}{s.dims_text()}" for s in dynamic)
-    options = " ".join(f"--shape {s.name}={_example_shape(s)}" for s in dynamic)
+    listed = ", ".join(f"{s.label()} ({', '.join(s.dynamic_dims())})" for s in dynamic)
+    options = " ".join(f"--shape {s.name}={_shape_template(s)}" for s in dynamic)
     return ProfilerError(
-        DYNAMIC_SHAPE, f"model has dynamic input dims: {listed}; give them with {options}"
+        DYNAMIC_SHAPE,
+        f"model inputs have dims without a size: {listed}; give the whole shape of each "
+        f"with the sizes to measure, {options}",
     )
+
+
+def check_shapes(
+    specs: Sequence[TensorSpec],
+    given: Mapping[str, Sequence[int]],
+    *,
+    any_rank: Sequence[str] = (),
+) -> dict[str, tuple[int, ...]]:
+    """``--shape`` checked against the declared inputs: the one validation that
+    ``hostctl inspect`` (profiler.analysis) and ``profile``/``push`` (the worker) share.
+
+    Every name must be an input (``any_rank`` names inputs of unknown rank, which
+    take any shape), of the input's rank, and agree with its fixed dims; a dynamic
+    dim (named, None, or declared negative) takes any size. Returns the given shapes
+    as tuples; raises BAD_INPUT naming what is wrong.
+    """
+    by_name = {s.name: s for s in specs}
+    names = [*by_name, *(n for n in any_rank if n not in by_name)]
+    checked: dict[str, tuple[int, ...]] = {}
+    for name, dims in given.items():
+        if name not in names:
+            raise ProfilerError(
+                BAD_INPUT,
+                f"--shape {name}={_dims_csv(dims)}: the model has no input {name!r}; "
+                f"its inputs are {', '.join(names) or '(none)'}",
+            )
+        spec = by_name.get(name)
+        if spec is not None:
+            _check_given(spec, dims, f"--shape {name}")
+        checked[name] = tuple(int(d) for d in dims)
+    return checked
 
 
 def _check_given(spec: TensorSpec, given: Sequence[int], origin: str) -> tuple[int, ...]:
     if len(given) != len(spec.shape):
         raise ProfilerError(
             BAD_INPUT,
-            f"{origin}: input {spec.name} has {len(spec.shape)} dims {spec.dims_text()}, "
+            f"{origin}: input {spec.label()} has {len(spec.shape)} dims, "
             f"got {len(given)} ({_shape_text(given)})",
         )
     for want, got in zip(spec.shape, given, strict=True):
         if is_static_dim(want) and want != got:
             raise ProfilerError(
                 BAD_INPUT,
-                f"{origin}: input {spec.name} has fixed dims {spec.dims_text()}, "
-                f"got {_shape_text(given)}",
+                f"{origin}: {_shape_text(given)} does not match the fixed dims of input "
+                f"{spec.label()}",
             )
     return tuple(int(d) for d in given)
 
@@ -86,23 +127,15 @@ def resolve_shapes(
 ) -> dict[str, tuple[int, ...]]:
     """The concrete shape of every input.
 
-    Dynamic dims come from ``given`` (``--shape``) or from supplied arrays;
-    missing ones raise DYNAMIC_SHAPE, contradictions BAD_INPUT.
+    Dynamic dims come from ``given`` (``--shape``, see :func:`check_shapes`) or from
+    supplied arrays; missing ones raise DYNAMIC_SHAPE, contradictions BAD_INPUT.
     """
-    names = [s.name for s in specs]
-    unknown = [n for n in given if n not in names]
-    if unknown:
-        raise ProfilerError(
-            BAD_INPUT,
-            f"--shape {unknown[0]}: the model has no input {unknown[0]!r}; "
-            f"inputs: {', '.join(names)}",
-        )
-    shapes: dict[str, tuple[int, ...]] = {}
+    shapes = check_shapes(specs, given)
     missing: list[TensorSpec] = []
     for spec in specs:
-        if spec.name in given:
-            shapes[spec.name] = _check_given(spec, given[spec.name], f"--shape {spec.name}")
-        elif supplied is not None and spec.name in supplied:
+        if spec.name in shapes:
+            continue
+        if supplied is not None and spec.name in supplied:
             shapes[spec.name] = tuple(int(d) for d in supplied[spec.name].shape)
         elif spec.is_dynamic:
             missing.append(spec)
@@ -110,7 +143,7 @@ def resolve_shapes(
             shapes[spec.name] = tuple(int(d) for d in spec.shape)  # type: ignore[arg-type]
     if missing:
         raise dynamic_shape_error(missing)
-    return shapes
+    return {spec.name: shapes[spec.name] for spec in specs}
 
 
 def inputs_nbytes(specs: Sequence[TensorSpec], shapes: Mapping[str, Sequence[int]]) -> int:
@@ -160,36 +193,190 @@ def check_fits_in_memory(
         )
 
 
-def generate_array(spec: TensorSpec, shape: Sequence[int], rng: np.random.Generator) -> Array:
-    """Random data of the input's dtype: normal floats, full-range small ints, small ids."""
+_FLOAT_DTYPES = ("float32", "float16", "float64")
+_INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
+_SMALL_INT_DTYPES = ("int8", "uint8", "int16")
+
+
+def _random_range(dtype: str) -> tuple[int, int] | None:
+    """The inclusive range random integers of ``dtype`` are drawn from (None: floats,
+    drawn from a standard normal)."""
     import numpy as np
 
-    dtype = spec.dtype
-    if dtype in ("float32", "float16", "float64"):
-        return rng.standard_normal(size=tuple(shape), dtype=np.float32).astype(dtype, copy=False)
-    if dtype in ("int8", "uint8", "int16"):
+    if dtype in _SMALL_INT_DTYPES:
         info = np.iinfo(dtype)
-        return rng.integers(info.min, int(info.max) + 1, size=tuple(shape), dtype=dtype)
-    if dtype in ("int32", "int64", "uint16", "uint32", "uint64"):
+        return int(info.min), int(info.max)
+    if dtype in _INT_DTYPES:
         # Wide integers are usually indices or token ids: stay small and valid.
-        return rng.integers(0, 10, size=tuple(shape), dtype=dtype)
+        return 0, 9
     if dtype == "bool":
-        return rng.integers(0, 2, size=tuple(shape)).astype(bool)
-    raise ProfilerError(
-        BAD_INPUT,
-        f"input {spec.name} has dtype {dtype}, which edgeprof cannot generate; "
-        "supply it with --inputs FILE.npz",
-    )
+        return 0, 1
+    return None
+
+
+def _representable(value: Number, dtype: str) -> bool:
+    """Whether ``value`` is exactly a value of ``dtype`` (floats: finite in it)."""
+    import numpy as np
+
+    if dtype in _FLOAT_DTYPES:
+        return bool(abs(value) <= float(np.finfo(dtype).max))
+    if dtype == "bool":
+        return value in (0, 1)
+    if dtype in _INT_DTYPES:
+        info = np.iinfo(dtype)
+        return float(value).is_integer() and int(info.min) <= value <= int(info.max)
+    return False
+
+
+def _generatable(spec: TensorSpec) -> None:
+    if spec.dtype not in (*_FLOAT_DTYPES, *_INT_DTYPES, "bool"):
+        raise ProfilerError(
+            BAD_INPUT,
+            f"input {spec.name} has dtype {spec.dtype}, which edgeprof cannot generate; "
+            "supply it with --inputs FILE.npz",
+        )
+
+
+def check_fills(
+    specs: Sequence[TensorSpec],
+    values: Mapping[str, Number],
+    ranges: Mapping[str, Sequence[Number]],
+) -> None:
+    """``--input-value`` / ``--input-range`` name inputs of the model and fit their
+    dtypes (BAD_INPUT otherwise, naming the option, the input and what fits)."""
+    by_name = {s.name: s for s in specs}
+    given = [("--input-value", n, [v]) for n, v in values.items()]
+    given += [("--input-range", n, list(r)) for n, r in ranges.items()]
+    for option, name, numbers in given:
+        text = f"{option} {name}={','.join(_number_text(v) for v in numbers)}"
+        spec = by_name.get(name)
+        if spec is None:
+            raise ProfilerError(
+                BAD_INPUT,
+                f"{text}: the model has no input {name!r}; its inputs are "
+                f"{', '.join(by_name) or '(none)'}",
+            )
+        _generatable(spec)
+        bad = [v for v in numbers if not _representable(v, spec.dtype)]
+        if bad:
+            raise ProfilerError(
+                BAD_INPUT,
+                f"{text}: {_number_text(bad[0])} is not a value of input {name}'s dtype "
+                f"{spec.dtype} ({_dtype_values(spec.dtype)})",
+            )
+
+
+def _number_text(value: Number) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _dtype_values(dtype: str) -> str:
+    import numpy as np
+
+    if dtype == "bool":
+        return "0/1 or false/true"
+    if dtype in _INT_DTYPES:
+        info = np.iinfo(dtype)
+        return f"integers {info.min}..{info.max}"
+    return f"finite numbers up to ±{float(np.finfo(dtype).max):.4g}"
+
+
+def generate_array(
+    spec: TensorSpec,
+    shape: Sequence[int],
+    rng: np.random.Generator,
+    *,
+    value: Number | None = None,
+    value_range: Sequence[Number] | None = None,
+) -> Array:
+    """Data of the input's dtype: ``value`` everywhere, uniform in ``value_range``
+    (integers inclusive of its top), or random: normal floats, full-range small ints,
+    small ids (see :func:`_random_range`)."""
+    import numpy as np
+
+    _generatable(spec)
+    dtype = spec.dtype
+    size = tuple(shape)
+    if value is not None:
+        return np.full(size, value, dtype=dtype)
+    bounds = _random_range(dtype)
+    if value_range is not None:
+        lo, hi = value_range
+        if bounds is None:
+            return rng.uniform(lo, hi, size=size).astype(dtype, copy=False)
+        bounds = (int(lo), int(hi))
+    if bounds is None:
+        return rng.standard_normal(size=size, dtype=np.float32).astype(dtype, copy=False)
+    if dtype == "bool":
+        return rng.integers(bounds[0], bounds[1] + 1, size=size).astype(bool)
+    return rng.integers(bounds[0], bounds[1] + 1, size=size, dtype=dtype)
+
+
+def fill_description(
+    spec: TensorSpec,
+    values: Mapping[str, Number],
+    ranges: Mapping[str, Sequence[Number]],
+) -> dict[str, Any]:
+    """How a generated input is filled, for ``settings.inputs.tensors[]``:
+    ``{"fill": "value", "value": V}``, ``{"fill": "range", "range": [LO, HI]}`` or
+    ``{"fill": "random", "distribution": "normal(0, 1)" | "uniform", "range": ...}``."""
+    if spec.name in values:
+        return {"fill": "value", "value": values[spec.name]}
+    if spec.name in ranges:
+        return {"fill": "range", "range": list(ranges[spec.name])}
+    bounds = _random_range(spec.dtype)
+    if bounds is None:
+        return {"fill": "random", "distribution": "normal(0, 1)", "range": None}
+    return {"fill": "random", "distribution": "uniform", "range": list(bounds)}
 
 
 def generate_inputs(
-    specs: Sequence[TensorSpec], shapes: Mapping[str, Sequence[int]], seed: int
+    specs: Sequence[TensorSpec],
+    shapes: Mapping[str, Sequence[int]],
+    seed: int,
+    *,
+    values: Mapping[str, Number] | None = None,
+    ranges: Mapping[str, Sequence[Number]] | None = None,
 ) -> dict[str, Array]:
-    """Seeded random inputs for every model input, in model order."""
+    """Seeded inputs for every model input, in model order; ``values``/``ranges`` by
+    input name set the ones random data would not do for (checked with
+    :func:`check_fills` first)."""
     import numpy as np
 
+    values, ranges = values or {}, ranges or {}
+    check_fills(specs, values, ranges)
     rng = np.random.default_rng(seed)
-    return {s.name: generate_array(s, shapes[s.name], rng) for s in specs}
+    return {
+        s.name: generate_array(
+            s, shapes[s.name], rng, value=values.get(s.name), value_range=ranges.get(s.name)
+        )
+        for s in specs
+    }
+
+
+def random_inputs_hint(description: Mapping[str, Any] | None) -> str:
+    """``"; random inputs: sr (int64 in [0, 9]), …: …"`` naming the inputs that were
+    filled randomly and how to set them, for the line of a runtime failure (a
+    sample-rate or flag input filled with noise sends many models down an error
+    branch); "" when no input was random."""
+    if not description or description.get("source") != "generated":
+        return ""
+    random = [t for t in description.get("tensors") or [] if t.get("fill") == "random"]
+    if not random:
+        return ""
+
+    def what(t: Mapping[str, Any]) -> str:
+        bounds = t.get("range")
+        spread = f"in [{bounds[0]}, {bounds[1]}]" if bounds else "normal(0, 1)"
+        return f"{t.get('name')} ({t.get('dtype')} {spread})"
+
+    listed = ", ".join(what(t) for t in random[:4])
+    if len(random) > 4:
+        listed += f" and {len(random) - 4} more"
+    return (
+        f"; inputs generated randomly: {listed}; if the model needs real values there, "
+        "set them with --input-value NAME=V or --input-range NAME=LO,HI (or --inputs FILE.npz)"
+    )
 
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -277,8 +464,12 @@ def prepare_inputs(
     shapes: Mapping[str, Sequence[int]],
     inputs_path: str | None,
     seed: int,
+    values: Mapping[str, Number] | None = None,
+    ranges: Mapping[str, Sequence[Number]] | None = None,
 ) -> PreparedInputs:
-    """Resolve shapes and produce the arrays to bind, from a file or generated."""
+    """Resolve shapes and produce the arrays to bind, from a file or generated
+    (``values``/``ranges``: ``--input-value``/``--input-range`` by input name)."""
+    values, ranges = values or {}, ranges or {}
     if inputs_path:
         arrays = load_input_file(inputs_path, specs)
         check_supplied(specs, arrays, Path(inputs_path).name)
@@ -292,12 +483,16 @@ def prepare_inputs(
                     f"{_shape_text(resolved[spec.name])}",
                 )
         source: dict[str, Any] = {"source": "file", "file": Path(inputs_path).name, "seed": None}
+        fills: dict[str, dict[str, Any]] = {s.name: {"fill": "file"} for s in specs}
     else:
+        check_fills(specs, values, ranges)
         resolved = resolve_shapes(specs, shapes)
         check_fits_in_memory(specs, resolved)
-        arrays = generate_inputs(specs, resolved, seed)
+        arrays = generate_inputs(specs, resolved, seed, values=values, ranges=ranges)
         source = {"source": "generated", "file": None, "seed": seed}
+        fills = {s.name: fill_description(s, values, ranges) for s in specs}
     source["tensors"] = [
-        {"name": s.name, "shape": list(resolved[s.name]), "dtype": s.dtype} for s in specs
+        {"name": s.name, "shape": list(resolved[s.name]), "dtype": s.dtype, **fills[s.name]}
+        for s in specs
     ]
     return PreparedInputs(shapes=resolved, arrays=arrays, description=source)

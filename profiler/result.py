@@ -125,7 +125,12 @@ def memory_section(
 def settings_section(
     settings: ProfileSettings, inputs: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """``settings{runs, warmup, min_seconds, inputs, ...}``: every option used."""
+    """``settings{runs, warmup, min_seconds, inputs, input_shapes, ...}``: every option used.
+
+    ``inputs`` is the worker's description of the inputs it made (source, seed or
+    file, and each tensor's name, shape, dtype and fill); ``input_shapes`` ({name:
+    dims}) the shapes it used, null when the run ended before they were known.
+    """
     section = settings.to_dict()
     if inputs is None:
         inputs = (
@@ -134,6 +139,10 @@ def settings_section(
             else {"source": "generated", "file": None, "seed": settings.seed}
         )
     section["inputs"] = dict(inputs)
+    tensors = inputs.get("tensors")
+    section["input_shapes"] = (
+        {str(t["name"]): list(t["shape"]) for t in tensors} if isinstance(tensors, list) else None
+    )
     if settings.eval_path:
         section["eval"] = Path(settings.eval_path).name
     section["timeout_s"] = settings.effective_timeout()

@@ -64,6 +64,8 @@ class ChildOutcome:
     log_tail: str = ""
     runtime: dict[str, Any] | None = None
     """The runtime the worker had chosen when it reported an error, if any."""
+    inputs: dict[str, Any] | None = None
+    """How the worker made the inputs (``settings.inputs``), once it had."""
     available_mb_at_start: float | None = None
     """Memory available (MemAvailable) when the worker started."""
 
@@ -95,6 +97,9 @@ def _handle_message(
         outcome.phases_seen.append(outcome.phase)
         if on_phase is not None:
             on_phase(outcome.phase)
+    elif kind == "inputs":
+        data = message.get("data")
+        outcome.inputs = dict(data) if isinstance(data, dict) else None
     elif kind == "result":
         outcome.result = dict(message.get("data") or {})
     elif kind == "error":
@@ -318,6 +323,10 @@ def outcome_error(
             if fmt == "onnx"
             else "try another --runtime"
         )
+        if outcome.phase in ("first_inference", "warmup", "steady"):
+            from profiler.inputs import random_inputs_hint
+
+            tail += random_inputs_hint(outcome.inputs)
         return ProfilerError(
             CRASHED,
             f"worker crashed with {sig} while {where}; the runtime died in native code — "
@@ -539,7 +548,7 @@ def _profile(
         "label": label,
         "device": device,
         "model": model,
-        "settings": settings_section(settings, data.get("inputs")),
+        "settings": settings_section(settings, data.get("inputs") or outcome.inputs),
         "memory_mb": memory,
         "env": _env(env_before, env_after),
         "runtime": data.get("runtime") or outcome.runtime,

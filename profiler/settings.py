@@ -4,8 +4,12 @@ the agent and the worker process (it travels to the worker as JSON)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+Number = int | float
+"""A value of ``--input-value`` / a bound of ``--input-range`` (bool counts as 0/1)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,12 @@ class ProfileSettings:
     """A labelled .npz (x, y) for top-1 accuracy."""
     seed: int = 0
     """Seed of generated inputs."""
+    input_values: dict[str, Number] = field(default_factory=dict)
+    """Generated inputs filled with one value, by input name (``--input-value NAME=V``):
+    a sample rate, a flag, a step count that random data would send down an error branch."""
+    input_ranges: dict[str, list[Number]] = field(default_factory=dict)
+    """Generated inputs drawn uniformly from ``[LO, HI]`` by input name
+    (``--input-range NAME=LO,HI``; integers inclusive of HI)."""
     timeout_s: float | None = None
     """Wall-clock limit of the worker process; None derives one from the settings."""
     keep_samples: bool = True
@@ -60,6 +70,9 @@ class ProfileSettings:
                 f"({self.min_seconds:g}): the steady state could never last its minimum; "
                 "raise max_seconds or lower min_seconds"
             )
+        _check_fills(self.input_values, self.input_ranges)
+        if self.inputs_path:
+            check_no_fills_with_inputs_file(self.input_values, self.input_ranges)
 
     def effective_timeout(self) -> float:
         """The worker's wall-clock limit: explicit, or generous enough for the phases."""
@@ -74,6 +87,102 @@ class ProfileSettings:
     def from_dict(cls, data: dict[str, Any]) -> ProfileSettings:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def check_no_fills_with_inputs_file(values: Any, ranges: Any) -> None:
+    """ValueError when input fills are given although an --inputs file supplies every
+    input (contradictory options)."""
+    if values or ranges:
+        option = "--input-value" if values else "--input-range"
+        raise ValueError(
+            f"{option} sets generated inputs but --inputs supplies every input; "
+            "use one or the other"
+        )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _check_fills(values: Any, ranges: Any) -> None:
+    """input_values / input_ranges are well-formed (they also arrive from the network)."""
+    if not isinstance(values, dict) or not isinstance(ranges, dict):
+        raise ValueError("input_values and input_ranges must map input names to numbers")
+    for name, value in values.items():
+        if not isinstance(name, str) or not _is_number(value):
+            raise ValueError(f"--input-value {name}={value!r}: the value must be a finite number")
+    for name, bounds in ranges.items():
+        if (
+            not isinstance(name, str)
+            or not isinstance(bounds, (list, tuple))
+            or len(bounds) != 2
+            or not all(_is_number(b) for b in bounds)
+        ):
+            raise ValueError(f"--input-range {name}={bounds!r}: expected two finite numbers LO,HI")
+        if bounds[0] > bounds[1]:
+            raise ValueError(
+                f"--input-range {name}={bounds[0]},{bounds[1]}: LO is above HI; give LO,HI"
+            )
+        if name in values:
+            raise ValueError(f"input {name!r} has both --input-value and --input-range; keep one")
+
+
+def _parse_number(text: str) -> Number:
+    """``16000`` → 16000, ``0.5`` → 0.5, ``true``/``false`` → 1/0; ValueError otherwise."""
+    word = text.strip().lower()
+    if word in ("true", "false"):
+        return int(word == "true")
+    try:
+        return int(word)
+    except ValueError:
+        value = float(word)  # raises ValueError for what is no number
+    if not math.isfinite(value):
+        raise ValueError(word)
+    return value
+
+
+def parse_input_value_option(values: list[str]) -> dict[str, Number]:
+    """Parse repeated ``--input-value NAME=V`` (V a number, or true/false for a flag).
+
+    Raises ValueError with a one-line message showing the expected form. Whether V
+    fits the input's dtype is checked where the model is loaded.
+    """
+    parsed: dict[str, Number] = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--input-value {value!r}: expected NAME=V, e.g. sr=16000")
+        try:
+            parsed[name] = _parse_number(text)
+        except ValueError:
+            raise ValueError(
+                f"--input-value {value!r}: V must be a finite number (or true/false), "
+                f"e.g. {name}=16000"
+            ) from None
+    return parsed
+
+
+def parse_input_range_option(values: list[str]) -> dict[str, list[Number]]:
+    """Parse repeated ``--input-range NAME=LO,HI`` (LO <= HI; integers inclusive).
+
+    Raises ValueError with a one-line message showing the expected form.
+    """
+    parsed: dict[str, list[Number]] = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        bounds = text.split(",")
+        if not sep or not name or len(bounds) != 2:
+            raise ValueError(f"--input-range {value!r}: expected NAME=LO,HI, e.g. x=0,255")
+        try:
+            lo, hi = (_parse_number(b) for b in bounds)
+        except ValueError:
+            raise ValueError(
+                f"--input-range {value!r}: LO and HI must be finite numbers, e.g. {name}=0,255"
+            ) from None
+        if lo > hi:
+            raise ValueError(f"--input-range {value!r}: LO is above HI; give LO,HI")
+        parsed[name] = [lo, hi]
+    return parsed
 
 
 def parse_shape_option(values: list[str]) -> dict[str, list[int]]:

@@ -4,8 +4,11 @@ Protocol (the runner's side is :func:`profiler.runner.run_child`): the request
 is one JSON object on stdin, ``{"mode": "measure"|"analyze"|"probe",
 "model_path": ..., "settings": {...}, "reply_fd": N}``. Replies are JSON lines
 on file descriptor N (never stdout: runtimes print there):
-``{"type": "phase", "phase": P}`` as the work goes on, then exactly one
-``{"type": "result", "data": {...}}`` or ``{"type": "error", "code": C, "message": M}``.
+``{"type": "phase", "phase": P}`` as the work goes on, ``{"type": "inputs", "data":
+{...}}`` once the inputs are prepared (how they were made and their shapes: the
+result's ``settings.inputs``, sent early so that a failure later still reports
+them), then exactly one ``{"type": "result", "data": {...}}`` or ``{"type": "error",
+"code": C, "message": M}``.
 """
 
 from __future__ import annotations
@@ -42,15 +45,25 @@ class Reporter:
         self.phase = "starting"
         self.runtime: dict[str, Any] | None = None
         """What runs the model, once known: sent along with an error too."""
+        self.inputs: dict[str, Any] | None = None
+        """How the inputs were made, once they are (``settings.inputs``)."""
 
     def send(self, message: dict[str, Any]) -> None:
         self._stream.write(json.dumps(message, allow_nan=False) + "\n")
         self._stream.flush()
 
+    def prepared(self, inputs: dict[str, Any]) -> None:
+        """Report the prepared inputs (their description) to the runner."""
+        self.inputs = inputs
+        self.send({"type": "inputs", "data": inputs})
+
     def enter(self, phase: str) -> None:
         self.phase = phase
         self.send({"type": "phase", "phase": phase})
 
+
+RANDOM_INPUT_PHASES = ("first_inference", "warmup", "steady")
+"""Phases whose runtime failure may come from the values of generated inputs."""
 
 MAX_RECORDED_SAMPLES = 100_000
 """The steady state keeps at most this many per-run samples (see :func:`_timed_loop`)."""
@@ -164,8 +177,14 @@ def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> d
 
     specs = backend.input_specs()
     prepared = prepare_inputs(
-        specs, shapes=settings.shapes, inputs_path=settings.inputs_path, seed=settings.seed
+        specs,
+        shapes=settings.shapes,
+        inputs_path=settings.inputs_path,
+        seed=settings.seed,
+        values=settings.input_values,
+        ranges=settings.input_ranges,
     )
+    reporter.prepared(prepared.description)
     if settings.eval_path:
         # A bad --eval file must fail now, not after the whole measurement. Only
         # headers and labels are read: the data set must not count as the model's memory.
@@ -328,6 +347,10 @@ def serve(request: dict[str, Any], reporter: Reporter) -> None:
             raise ProfilerError(INTERNAL, f"unknown worker mode {mode!r}")
     except Exception as exc:  # every failure goes back as a message, never a traceback
         err = _error_for(exc, reporter.phase, model_path)
+        if err.code == RUNTIME_ERROR and reporter.phase in RANDOM_INPUT_PHASES:
+            from profiler.inputs import random_inputs_hint
+
+            err = ProfilerError(err.code, err.message + random_inputs_hint(reporter.inputs))
         reporter.send(
             {"type": "error", "code": err.code, "message": err.message, "runtime": reporter.runtime}
         )

@@ -22,7 +22,22 @@ else:
     Array = Any
 
 Dim = int | str | None
-"""A model dimension: a size, or a symbol / None / -1 for a dynamic one."""
+"""A model dimension: a size, or a symbol (its name) / None for a dynamic one."""
+
+
+def normalize_dim(dim: Dim) -> Dim:
+    """The one reading of a declared dimension: a size >= 0 stays, a named dim keeps
+    its name, and every other spelling of "not fixed" — a negative size (Paddle
+    exports ``dim_value: -1``, TFLite's shape signature says -1), None, an empty
+    name — becomes None. TensorSpec applies it, so backends, analysis and inputs
+    all see dynamic dims the same way."""
+    if isinstance(dim, bool):  # a bool is an int to Python, never a size here
+        return None
+    if isinstance(dim, int):
+        return dim if dim >= 0 else None
+    if isinstance(dim, str):
+        return dim or None
+    return None
 
 
 @dataclass(frozen=True)
@@ -31,7 +46,7 @@ class TensorSpec:
 
     name: str
     shape: tuple[Dim, ...]
-    """Dimensions; dynamic ones are -1, None or a symbolic name."""
+    """Dimensions; dynamic ones are None or a symbolic name (see :func:`normalize_dim`)."""
     dtype: str
     """NumPy dtype name: float32, float16, int8, uint8, int32, int64, bool, ..."""
     scale: float | None = None
@@ -39,26 +54,42 @@ class TensorSpec:
     zero_point: int | None = None
     """Quantization zero point of an integer tensor (TFLite), else None."""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(normalize_dim(d) for d in self.shape))
+
     @property
     def is_dynamic(self) -> bool:
         """True when at least one dimension is not a fixed size."""
         return any(not is_static_dim(d) for d in self.shape)
 
+    def dynamic_dims(self) -> list[str]:
+        """The dynamic dims by name, or ``d<i>`` (their position) when unnamed."""
+        return [
+            d if isinstance(d, str) else f"d{i}"
+            for i, d in enumerate(self.shape)
+            if not is_static_dim(d)
+        ]
+
     def dims_text(self) -> str:
-        """Dimensions for messages: ``[N,3,224,224]`` with dynamic ones by name or '?'."""
-        return "[" + ",".join(_dim_text(d) for d in self.shape) + "]"
+        """Dimensions for messages: ``[batch?, 3, 48, width?]``, a dynamic dim by its
+        name (or alone) with a question mark."""
+        return "[" + ", ".join(_dim_text(d) for d in self.shape) + "]"
+
+    def label(self) -> str:
+        """``x[batch?, 3, 48, width?]``: the name with its dims, for messages."""
+        return self.name + self.dims_text()
 
 
 def is_static_dim(dim: Dim) -> bool:
     """True for a fixed, non-negative size."""
-    return isinstance(dim, int) and dim >= 0
+    return isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0
 
 
 def _dim_text(dim: Dim) -> str:
     if is_static_dim(dim):
         return str(dim)
     if isinstance(dim, str) and dim:
-        return dim
+        return dim + "?"
     return "?"
 
 

@@ -129,6 +129,13 @@ def test_push_without_target_or_with_missing_model_fails_clearly(tmp_path: Path)
     bad_shape = runner.invoke(app, [*common, "push", str(model), "--all", "--shape", "x"])
     assert bad_shape.exit_code == 1 and "NAME=" in bad_shape.output
 
+    bad_range = runner.invoke(app, [*common, "push", str(model), "--all", "--input-range", "a=2,1"])
+    assert bad_range.exit_code == 1 and "LO is above HI" in bad_range.output
+    both = runner.invoke(
+        app, [*common, "push", str(model), "--all", "--inputs", str(model), "--input-value", "a=1"]
+    )
+    assert both.exit_code == 1 and "--inputs supplies every input" in both.output
+
     with_eval = runner.invoke(app, [*common, "push", str(model), "--all", "--eval", str(model)])
     assert with_eval.exit_code == 1 and "--eval" in with_eval.output
 

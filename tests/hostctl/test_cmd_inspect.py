@@ -64,6 +64,27 @@ def test_shape_option_completes_macs(dynamic_onnx: Path) -> None:
     assert "≥ 0" not in without.stdout
 
 
+def test_inspect_takes_the_shape_profile_takes_on_negative_dims(tmp_path: Path) -> None:
+    """Paddle's dim_value -1 is a dynamic dim for inspect as for profile: the same
+    --shape is accepted by both, and the MACs behind its Reshape chain are counted."""
+    path = tmp_path / "paddle_like.onnx"
+    path.write_bytes(fixtures.build_onnx_shape_chain())
+    result = _inspect(str(path), "--shape", "x=2,5,16", "--json")
+    assert result.exit_code == 0, result.stderr
+    model = json.loads(result.stdout)["model"]
+    assert model["macs"] == 10 * fixtures.SHAPE_CHAIN_MACS_PER_ROW and model["macs_complete"]
+    human = _inspect(str(path), "--shape", "x=2,5,16")
+    assert "7,680" in human.stdout and "incomplete" not in human.stdout
+    fast = ["--runs", "3", "--warmup", "0", "--warmup-seconds", "0", "--min-seconds", "0"]
+    profiled = CliRunner().invoke(
+        app, ["profile", str(path), "--shape", "x=2,5,16", *fast, "--json", "--no-store"]
+    )
+    assert profiled.exit_code == 0, profiled.stderr
+    doc = json.loads(profiled.stdout)
+    assert doc["settings"]["input_shapes"] == {"x": [2, 5, 16]}
+    assert doc["model"]["macs"] == model["macs"]
+
+
 def _one_error_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, stderr

@@ -103,6 +103,31 @@ def test_dynamic_shape_needs_shape_option(tmp_path: Path) -> None:
     assert json.loads(given.stdout)["settings"]["shapes"] == {"input": [2, 3, 16, 16]}
 
 
+def test_a_control_input_is_set_with_input_value(tmp_path: Path) -> None:
+    from modelkit.fixtures import SAMPLE_RATE, build_onnx_sample_rate
+
+    model = tmp_path / "vad.onnx"
+    model.write_bytes(build_onnx_sample_rate())
+    random = _invoke(str(model), *FAST)
+    assert random.exit_code == 1
+    line = _one_error_line(random.stderr)
+    assert "sr (int64 in [0, 9])" in line and "--input-value NAME=V" in line
+    given = _invoke(str(model), *FAST, "--input-value", f"sr={SAMPLE_RATE}", "--json")
+    assert given.exit_code == 0, given.stderr
+    settings = json.loads(given.stdout)["settings"]
+    assert settings["input_values"] == {"sr": SAMPLE_RATE}
+    assert settings["input_shapes"] == {"audio": [1, 160], "sr": []}
+    ranged = _invoke(str(model), *FAST, "--input-range", "sr=16000,16100", "--json")
+    assert ranged.exit_code == 0, ranged.stderr
+    for bad, words in (
+        ("rate=16000", "the model has no input 'rate'; its inputs are audio, sr"),
+        ("sr=0.5", "0.5 is not a value of input sr's dtype int64"),
+    ):
+        refused = _invoke(str(model), *FAST, "--input-value", bad)
+        assert refused.exit_code == 1
+        assert words in _one_error_line(refused.stderr)
+
+
 def test_accuracy_with_eval_data(tmp_path: Path) -> None:
     from modelkit.fixtures import build_onnx_classifier, make_labelled_dataset
 
@@ -149,6 +174,12 @@ def test_error_with_json_prints_the_error_document(tmp_path: Path) -> None:
         (["--shape", "justaname"], "--shape"),
         (["--max-seconds", "0"], "--max-seconds"),
         (["--timeout", "-1"], "--timeout"),
+        (["--input-value", "sr"], "--input-value 'sr': expected NAME=V"),
+        (["--input-value", "sr=fast"], "V must be a finite number"),
+        (["--input-range", "sr=9,1"], "--input-range 'sr=9,1': LO is above HI"),
+        (["--input-range", "sr=1"], "expected NAME=LO,HI"),
+        (["--input-value", "sr=1", "--input-range", "sr=1,2"], "keep one"),
+        (["--inputs", "x.npz", "--input-value", "sr=1"], "--inputs supplies every input"),
     ],
 )
 def test_invalid_options_are_one_line(args: list[str], mentions: str) -> None:

@@ -23,6 +23,7 @@ RUNNABLE_TFLITE = [
     "tiny.tflite",
     "classifier_fp32.tflite",
     "classifier_int8.tflite",
+    "sparse.tflite",
 ]
 RUNNABLE_ONNX = [
     "cnn_fp32.onnx",
@@ -35,6 +36,9 @@ RUNNABLE_ONNX = [
     "classifier.onnx",
     "if_subgraph.onnx",
     "qlinear.onnx",
+    "if_branches.onnx",
+    "loop.onnx",
+    "scan.onnx",
 ]
 
 
@@ -76,7 +80,7 @@ def test_tflite_models_run_on_litert(model_files: dict[str, Path], name: str) ->
 @pytest.mark.parametrize("name", RUNNABLE_ONNX)
 def test_onnx_models_run_on_onnxruntime(model_files: dict[str, Path], name: str) -> None:
     session = onnx_session(model_files[name])
-    dtypes = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
+    dtypes = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
     feeds = {i.name: random_input(i.shape, dtypes[i.type]) for i in session.get_inputs()}
     outputs = session.run(None, feeds)
     assert outputs[0].shape == tuple(session.get_outputs()[0].shape)
@@ -104,6 +108,59 @@ def test_compressed_variants_approximate_fp32(model_files: dict[str, Path]) -> N
         np.testing.assert_allclose(out, reference, atol=0.05, err_msg=name)
     pruned = run_tflite(model_files["cnn_pruned.tflite"], x)
     assert not np.allclose(pruned, reference, atol=1e-3)  # pruning changed the network
+
+
+def test_sparse_tflite_runs_as_its_dense_weights(model_files: dict[str, Path]) -> None:
+    """LiteRT densifies the sparse weights (with and without XNNPACK) into exactly the
+    matrices the analysis counts."""
+    from ai_edge_litert.interpreter import OpResolverType
+
+    w_block, w_csr = fixtures.sparse_fc_weights()
+    x = random_input([1, 8], np.float32, seed=4)
+    expected = np.maximum(x @ w_block.T + 0.1, 0) @ w_csr.T - 0.2
+    for resolver in (OpResolverType.AUTO, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
+        interpreter = Interpreter(
+            model_path=str(model_files["sparse.tflite"]), experimental_op_resolver_type=resolver
+        )
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert int((w_block == 0).sum() + (w_csr == 0).sum()) == fixtures.SPARSE_ZEROS
+
+
+def test_control_flow_models_run_every_path(model_files: dict[str, Path]) -> None:
+    x = random_input([1, 16], np.float32)
+    branches = onnx_session(model_files["if_branches.onnx"])
+    wide = branches.run(None, {"x": x, "wide": np.array(True)})[0]
+    narrow = branches.run(None, {"x": x, "wide": np.array(False)})[0]
+    assert wide.shape == narrow.shape == (1, 4) and not np.allclose(wide, narrow)
+    h = random_input([1, 8], np.float32)
+    looped = onnx_session(model_files["loop_dynamic.onnx"])
+    three = looped.run(None, {"h": h, "steps": np.array(3)})[0]
+    np.testing.assert_allclose(three, onnx_session(model_files["loop.onnx"]).run(None, {"h": h})[0])
+    scan = onnx_session(model_files["scan_dynamic.onnx"])
+    h_last, hs = scan.run(None, {"h0": h, "xs": random_input([7, 1, 8], np.float32)})
+    assert hs.shape == (7, 1, 8)
+    np.testing.assert_allclose(h_last, hs[-1])
+
+
+def test_shape_chain_runs_at_any_batch_and_length(model_files: dict[str, Path]) -> None:
+    session = onnx_session(model_files["shape_chain.onnx"])
+    assert session.get_inputs()[0].shape == [None, None, 16]  # dim_value -1: dynamic
+    for b, t in ((2, 5), (1, 3)):
+        out = session.run(None, {"x": random_input([b, t, 16], np.float32)})[0]
+        assert out.shape == (b, t, 16)
+
+
+def test_sample_rate_model_needs_its_sample_rate(model_files: dict[str, Path]) -> None:
+    session = onnx_session(model_files["sample_rate.onnx"])
+    audio = random_input([1, 160], np.float32)
+    out = session.run(None, {"audio": audio, "sr": np.array(fixtures.SAMPLE_RATE)})[0]
+    np.testing.assert_allclose(out, audio * np.hanning(160).astype(np.float32), rtol=1e-6)
+    with pytest.raises(Exception, match="out of data bounds"):
+        session.run(None, {"audio": audio, "sr": np.array(7)})  # what random data gives
 
 
 def test_dynamic_batch_onnx_accepts_any_batch(model_files: dict[str, Path]) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from profiler.backends.base import TensorSpec
 from profiler.errors import BAD_INPUT, DYNAMIC_SHAPE, ProfilerError
-from profiler.inputs import prepare_inputs, resolve_shapes
+from profiler.inputs import prepare_inputs, random_inputs_hint, resolve_shapes
 
 DTYPES = ("float32", "float16", "int8", "uint8", "int32", "int64", "bool")
 
@@ -41,12 +41,14 @@ def test_generated_inputs_follow_the_seed() -> None:
 
 
 def test_dynamic_dims_without_shape_name_the_option() -> None:
-    specs = [TensorSpec("input", ("N", 3, 224, 224), "float32")]
+    specs = [TensorSpec("x", ("batch", 3, 48, "width"), "float32")]
     with pytest.raises(ProfilerError) as err:
         resolve_shapes(specs, {})
     assert err.value.code == DYNAMIC_SHAPE
+    # named dims kept, legible; no size made up for them (it used to say x=1,3,48,1)
     assert err.value.message == (
-        "model has dynamic input dims: input[N,3,224,224]; give them with --shape input=1,3,224,224"
+        "model inputs have dims without a size: x[batch?, 3, 48, width?] (batch, width); "
+        "give the whole shape of each with the sizes to measure, --shape x=<batch>,3,48,<width>"
     )
 
 
@@ -59,7 +61,8 @@ def test_every_dynamic_input_is_listed() -> None:
     with pytest.raises(ProfilerError) as err:
         resolve_shapes(specs, {"a": [2, 3]})
     assert err.value.message == (
-        "model has dynamic input dims: c[?,seq]; give them with --shape c=1,1"
+        "model inputs have dims without a size: c[?, seq?] (d0, seq); give the whole shape "
+        "of each with the sizes to measure, --shape c=<d0>,<seq>"
     )
     assert resolve_shapes(specs, {"a": [2, 3], "c": [1, 7]}) == {
         "a": (2, 3),
@@ -72,7 +75,7 @@ def test_every_dynamic_input_is_listed() -> None:
     ("given", "words"),
     [
         ({"nope": [1, 3]}, "no input 'nope'"),
-        ({"input": [1, 3, 224]}, "has 4 dims"),
+        ({"input": [1, 3, 224]}, "input input[N?, 3, 224, 224] has 4 dims, got 3"),
         ({"input": [1, 4, 224, 224]}, "fixed dims"),
     ],
 )
@@ -118,8 +121,11 @@ def test_npz_by_name_and_in_order(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("arrays", "words"),
     [
-        ({"a": np.ones((1, 4), np.float64)}, "expects float32 [1,4], got float64"),
-        ({"a": np.ones((1, 5), np.float32)}, "fixed dims [1,4]"),
+        ({"a": np.ones((1, 4), np.float64)}, "expects float32 [1, 4], got float64"),
+        (
+            {"a": np.ones((1, 5), np.float32)},
+            "[1, 5] does not match the fixed dims of input a[1, 4]",
+        ),
         ({"other": np.ones((1, 4), np.float32)}, "missing a"),
     ],
 )
@@ -151,3 +157,96 @@ def test_unreadable_input_file(tmp_path: Path) -> None:
     # named for what it is, not NumPy's misleading "allow_pickle" complaint
     assert "neither a .npy nor a .npz" in err.value.message
     assert "pickle" not in err.value.message
+
+
+def test_negative_and_empty_dims_are_dynamic_everywhere() -> None:
+    spec = TensorSpec("x", (-1, 3, "", None, "width", 0), "float32")
+    assert spec.shape == (None, 3, None, None, "width", 0)
+    assert spec.is_dynamic and spec.dynamic_dims() == ["d0", "d2", "d3", "width"]
+    assert spec.label() == "x[?, 3, ?, ?, width?, 0]"
+    assert resolve_shapes([spec], {"x": [2, 3, 4, 5, 6, 0]}) == {"x": (2, 3, 4, 5, 6, 0)}
+
+
+# ---------------------------------------------------------------------------
+# --input-value / --input-range
+# ---------------------------------------------------------------------------
+
+
+def _audio_specs() -> list[TensorSpec]:
+    return [
+        TensorSpec("audio", (1, 160), "float32"),
+        TensorSpec("sr", (), "int64"),
+        TensorSpec("flag", (1,), "bool"),
+        TensorSpec("q", (2, 3), "uint8"),
+    ]
+
+
+def test_input_value_and_range_fill_generated_inputs() -> None:
+    prepared = prepare_inputs(
+        _audio_specs(),
+        shapes={},
+        inputs_path=None,
+        seed=0,
+        values={"sr": 16000, "flag": 1},
+        ranges={"audio": [-0.5, 0.5], "q": [10, 12]},
+    )
+    arrays = prepared.arrays
+    assert arrays["sr"].shape == () and arrays["sr"].dtype == np.int64 and arrays["sr"] == 16000
+    assert arrays["flag"].dtype == np.bool_ and arrays["flag"].all()
+    assert arrays["audio"].min() >= -0.5 and arrays["audio"].max() < 0.5
+    assert set(np.unique(arrays["q"])) <= {10, 11, 12} and arrays["q"].dtype == np.uint8
+    tensors = {t["name"]: t for t in prepared.description["tensors"]}
+    assert tensors["sr"] == {
+        "name": "sr",
+        "shape": [],
+        "dtype": "int64",
+        "fill": "value",
+        "value": 16000,
+    }
+    assert tensors["audio"]["fill"] == "range" and tensors["audio"]["range"] == [-0.5, 0.5]
+
+
+def test_random_inputs_are_described() -> None:
+    prepared = prepare_inputs(_audio_specs(), shapes={}, inputs_path=None, seed=0)
+    tensors = {t["name"]: t for t in prepared.description["tensors"]}
+    assert tensors["sr"]["fill"] == "random" and tensors["sr"]["range"] == [0, 9]
+    assert tensors["q"]["range"] == [0, 255]
+    assert tensors["audio"]["distribution"] == "normal(0, 1)"
+    hint = random_inputs_hint(prepared.description)
+    assert "audio (float32 normal(0, 1)), sr (int64 in [0, 9])" in hint
+    assert "--input-value NAME=V" in hint and "--input-range NAME=LO,HI" in hint
+    given = prepare_inputs(
+        _audio_specs()[1:2], shapes={}, inputs_path=None, seed=0, values={"sr": 8000}
+    )
+    assert random_inputs_hint(given.description) == ""
+
+
+@pytest.mark.parametrize(
+    ("values", "ranges", "words"),
+    [
+        (
+            {"rate": 16000},
+            {},
+            "--input-value rate=16000: the model has no input 'rate'; its inputs",
+        ),
+        ({"sr": 0.5}, {}, "0.5 is not a value of input sr's dtype int64"),
+        (
+            {"q": 256},
+            {},
+            "--input-value q=256: 256 is not a value of input q's dtype uint8 (integers 0..255)",
+        ),
+        ({}, {"q": [-1, 3]}, "--input-range q=-1,3: -1 is not a value"),
+        ({"flag": 2}, {}, "dtype bool (0/1 or false/true)"),
+        ({}, {"audio": [0, 1e39]}, "is not a value of input audio's dtype float32"),
+    ],
+)
+def test_fills_that_do_not_fit_are_refused(
+    values: dict[str, Any], ranges: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(ProfilerError) as err:
+        prepare_inputs(
+            _audio_specs(), shapes={}, inputs_path=None, seed=0, values=values, ranges=ranges
+        )
+    assert err.value.code == BAD_INPUT
+    assert words in err.value.message
+    assert "\n" not in err.value.message

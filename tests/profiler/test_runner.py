@@ -179,18 +179,71 @@ def test_supplied_npy_and_npz_inputs(models: dict[str, Path], tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
-    ("name", "shape", "dims"),
+    ("name", "shape", "dims", "template"),
     [
-        ("cnn_dynamic.onnx", [2, 3, 16, 16], "input[N,3,16,16]"),
-        ("cnn_dynamic.tflite", [2, 16, 16, 3], "input[?,16,16,3]"),
+        ("cnn_dynamic.onnx", [2, 3, 16, 16], "input[N?, 3, 16, 16] (N)", "input=<N>,3,16,16"),
+        ("cnn_dynamic.tflite", [2, 16, 16, 3], "input[?, 16, 16, 3] (d0)", "input=<d0>,16,16,3"),
     ],
 )
-def test_dynamic_shapes(models: dict[str, Path], name: str, shape: list[int], dims: str) -> None:
-    message = _assert_error(profile(models[name], TINY, analyze=False), DYNAMIC_SHAPE)
-    assert dims in message and "--shape input=1," in message
+def test_dynamic_shapes(
+    models: dict[str, Path], name: str, shape: list[int], dims: str, template: str
+) -> None:
+    missing = profile(models[name], TINY, analyze=False)
+    message = _assert_error(missing, DYNAMIC_SHAPE)
+    assert dims in message and f"--shape {template}" in message
+    assert "input=1," not in message  # no made-up size for the dynamic dim
+    assert missing["settings"]["input_shapes"] is None  # never known
     result = profile(models[name], _tiny(shapes={"input": shape}), analyze=False)
     assert result["status"] == "ok", result["error"]
     assert result["settings"]["inputs"]["tensors"][0]["shape"] == shape
+    assert result["settings"]["input_shapes"] == {"input": shape}
+
+
+def test_input_shapes_are_in_every_result(models: dict[str, Path], tmp_path: Path) -> None:
+    generated = profile(models["dtypes.onnx"], TINY, analyze=False)
+    assert generated["status"] == "ok", generated["error"]
+    assert generated["settings"]["input_shapes"] == {
+        f"x_{dtype}": [1, 4]
+        for dtype in ("float32", "float16", "int8", "uint8", "int32", "int64", "bool")
+    }
+    np.save(tmp_path / "x.npy", np.ones((3, 3, 16, 16), np.float32))
+    supplied = profile(
+        models["cnn_dynamic.onnx"], _tiny(inputs_path=str(tmp_path / "x.npy")), analyze=False
+    )
+    assert supplied["status"] == "ok", supplied["error"]
+    assert supplied["settings"]["input_shapes"] == {"input": [3, 3, 16, 16]}
+
+
+def test_random_control_input_fails_and_the_line_says_how_to_set_it(
+    model_files: dict[str, Path],
+) -> None:
+    model = model_files["sample_rate.onnx"]
+    failed = profile(model, TINY, analyze=False)
+    message = _assert_error(failed, "runtime_error")
+    assert "inputs generated randomly: audio (float32 normal(0, 1)), sr (int64 in [0, 9])" in (
+        message
+    )
+    assert "--input-value NAME=V or --input-range NAME=LO,HI" in message
+    # The shapes were known before the runtime failed: the error result has them.
+    assert failed["settings"]["input_shapes"] == {"audio": [1, 160], "sr": []}
+
+    ok = profile(model, _tiny(input_values={"sr": fixtures.SAMPLE_RATE}), analyze=False)
+    assert ok["status"] == "ok", ok["error"]
+    tensors = {t["name"]: t for t in ok["settings"]["inputs"]["tensors"]}
+    assert tensors["sr"]["fill"] == "value" and tensors["sr"]["value"] == 16000
+    assert tensors["audio"]["fill"] == "random"
+    assert ok["settings"]["input_values"] == {"sr": 16000}
+    ranged = profile(model, _tiny(input_ranges={"sr": [8000, 16000]}), analyze=False)
+    assert ranged["status"] == "ok", ranged["error"]
+    assert ranged["settings"]["input_ranges"] == {"sr": [8000, 16000]}
+
+
+def test_fill_of_an_unknown_input_is_a_bad_input(model_files: dict[str, Path]) -> None:
+    result = profile(model_files["sample_rate.onnx"], _tiny(input_values={"rate": 1}))
+    message = _assert_error(result, BAD_INPUT)
+    assert "--input-value rate=1: the model has no input 'rate'; its inputs are audio, sr" in (
+        message
+    )
 
 
 @pytest.mark.parametrize("name", ["custom_op.tflite", "custom_op.onnx"])
