@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import array
 import json
-import math
 import re
 import resource
 import subprocess
@@ -71,6 +70,7 @@ from bench.common import (
     threads_arg,
     usage_line,
 )
+from profiler.compare import median_interval
 
 TOLERANCE = 0.05
 """|profiler p90 / LoadGen p90 - 1| must not exceed this."""
@@ -105,29 +105,6 @@ def parse_loadgen_percentiles(outdir: Path) -> dict[str, float]:
     if "90.00" not in found:
         raise BenchError(f"no 90th percentile in LoadGen's logs in {outdir}")
     return found
-
-
-def median_ci(
-    values: Sequence[float], confidence: float = CONFIDENCE
-) -> tuple[float, float, float] | None:
-    """Distribution-free CI of the median: (low, high, actual coverage), or None.
-
-    The interval between the k-th smallest and k-th largest value covers the
-    true median with probability 1 - 2·P(Binomial(n, 1/2) < k), whatever the
-    distribution (sign test). k is the largest with coverage ≥ ``confidence``;
-    None when even the min..max range does not reach it (n < 6 for 95 %).
-    """
-    ordered = sorted(values)
-    n = len(ordered)
-    best: tuple[float, float, float] | None = None
-    tail = 0.0  # P(Binomial(n, 1/2) <= k - 1)
-    for k in range(1, n // 2 + 1):
-        tail += math.comb(n, k - 1) / 2**n
-        coverage = 1.0 - 2.0 * tail
-        if coverage < confidence:
-            break
-        best = (ordered[k - 1], ordered[n - k], coverage)
-    return best
 
 
 # --------------------------------------------------------------------------- child side
@@ -277,11 +254,12 @@ def run_loadgen(
 
 
 def _spread(values: Sequence[float]) -> dict[str, Any]:
-    ci = median_ci(values)
+    # The gate's own implementation: the sign-test interval of the median.
+    ci = median_interval(values, CONFIDENCE)
     return {
         "median": median(values),
-        "ci95": [ci[0], ci[1]] if ci else None,
-        "ci_coverage": round(ci[2], 4) if ci else None,
+        "ci95": [ci.low, ci.high] if ci else None,
+        "ci_coverage": round(ci.coverage, 4) if ci else None,
         "min": min(values),
         "max": max(values),
     }

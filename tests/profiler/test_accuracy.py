@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from modelkit import fixtures
-from profiler.accuracy import evaluate_top1
+from profiler.accuracy import decode_correct, evaluate_top1
 from profiler.backends import Backend, create_backend, detect_format
 from profiler.errors import BAD_EVAL_DATA, ProfilerError
 from profiler.runner import profile
@@ -59,8 +60,19 @@ def test_top1_matches_the_known_answer(
         analyze=False,
     )
     assert result["status"] == "ok", result["error"]
-    assert result["accuracy"] == {"top1": pytest.approx(expected), "n": 50}
+    accuracy = result["accuracy"]
+    assert (accuracy["top1"], accuracy["n"]) == (pytest.approx(expected), 50)
+    # Which samples were right travels too, with the data's hash, for paired gates.
+    assert decode_correct(accuracy["correct"]) == _truth(eval_path)
+    assert accuracy["data_sha256"] == hashlib.sha256(eval_path.read_bytes()).hexdigest()
     assert result["latency_ms"]["n"] == result["phases"]["steady"]["runs"]  # timing untouched
+
+
+def _truth(npz: Path) -> list[bool]:
+    """Per-sample correctness the fixture classifiers must score: each row's largest
+    value sits at the true class, and some labels are deliberately wrong."""
+    with np.load(npz) as data:
+        return [bool(v) for v in np.argmax(data["x"], axis=1) == data["y"]]
 
 
 def _backend(path: Path, shapes: dict[str, list[int]] | None = None) -> Backend:
@@ -78,7 +90,8 @@ def test_one_hot_labels(
         x, y = npz["x"], npz["y"]
     np.savez(tmp_path / "onehot.npz", x=x, y=np.eye(10, dtype=np.float32)[y])
     acc = evaluate_top1(_backend(data["classifier.onnx"]), str(tmp_path / "onehot.npz"))
-    assert acc == {"top1": pytest.approx(expected), "n": 50}
+    assert (acc["top1"], acc["n"]) == (pytest.approx(expected), 50)
+    assert decode_correct(acc["correct"]) == _truth(float_npz)
 
 
 @pytest.mark.parametrize(
@@ -93,7 +106,9 @@ def test_dynamic_batch_models_run_in_batches(
     # The labels are the model's own one-at-a-time answers: batching must agree.
     y = np.array([int(np.argmax(backend.run({"input": x[i : i + 1]})[0])) for i in range(70)])
     np.savez(tmp_path / "eval.npz", x=x, y=y)
-    assert evaluate_top1(backend, str(tmp_path / "eval.npz")) == {"top1": 1.0, "n": 70}
+    acc = evaluate_top1(backend, str(tmp_path / "eval.npz"))
+    assert (acc["top1"], acc["n"]) == (1.0, 70)
+    assert decode_correct(acc["correct"]) == [True] * 70
 
 
 @pytest.mark.parametrize(
