@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from typing import Any
 from profiler.backends.base import Array, Backend, TensorSpec, is_static_dim
 from profiler.errors import BAD_EVAL_DATA, ProfilerError
 from profiler.inputs import NPY_MAGIC, ZIP_MAGIC, file_magic
+from profiler.result import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +70,6 @@ def decode_correct(doc: Mapping[str, object]) -> list[bool]:
     if len(packed) != (n + 7) // 8:
         raise ValueError(f"corrupt correctness data: {len(packed)} bytes for n={n}")
     return [bool(packed[i >> 3] >> (i & 7) & 1) for i in range(n)]
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, read in 1 MiB pieces."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for piece in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(piece)
-    return digest.hexdigest()
 
 
 def _require_npz(file: Path) -> None:
