@@ -51,7 +51,8 @@ class GlobalOptions:
     client_key: str | None
     insecure: bool
     db: str | None
-    """Results store path (SQLite); None means the default in the user data dir."""
+    """Results store: a SQLite file or a postgresql:// URL; None means the default
+    SQLite file in the user data dir."""
     key: str | None
     """Ed25519 signing key file; None means the default key."""
     verbose: bool
@@ -98,7 +99,11 @@ def main_callback(
         typer.Option("--insecure", help="Do not verify the broker's TLS certificate.", metavar=""),
     ] = False,
     db: Annotated[
-        str | None, typer.Option(envvar="EDGEPROF_DB", help="Results store (SQLite file).")
+        str | None,
+        typer.Option(
+            envvar="EDGEPROF_DB",
+            help="Results store: a SQLite file, or postgresql://USER@HOST/DB for a shared one.",
+        ),
     ] = None,
     key: Annotated[
         str | None,

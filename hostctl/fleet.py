@@ -487,6 +487,21 @@ class Pusher:
             self.blobs.setdefault(each.ref.sha256, each)
         return job
 
+    def journal(self, job: Job) -> None:
+        """Record the job in the store's journal (HostctlError when it cannot be:
+        then nothing is sent)."""
+        manifest = job.manifest
+        self.store.journal_job(
+            job_id=job.job_id,
+            device_id=job.device_id,
+            model_name=job.model_name,
+            sha256=job.blob.ref.sha256,
+            label=manifest.label,
+            settings=manifest.settings,
+            sent_at=time.time(),
+            expires_at=manifest.expires_at,
+        )
+
     def send_manifest(self, job: Job) -> None:
         self.session.publish(topics.job(job.device_id), seal(job.manifest, self.key))
         job.heard_at = time.monotonic()
@@ -663,6 +678,8 @@ class Pusher:
     def run(self, timeout: float) -> None:
         """Send every job, transfer blobs, wait for results (KeyboardInterrupt cancels)."""
         deadline = time.monotonic() + timeout
+        for job in self.jobs.values():
+            self.journal(job)  # before anything is sent: a host that dies later still knows
         try:
             for job in self.jobs.values():
                 self.send_manifest(job)
@@ -684,6 +701,16 @@ class Pusher:
             # Ctrl-C stops the waiting, not the jobs: they go on on their devices and
             # `hostctl collect` fetches their results later.
             self.interrupted = True
+        self._journal_states()
+
+    def _journal_states(self) -> None:
+        """Each job's state at the end of the push, in the journal (best effort: the
+        results are stored already, a store that fails now must not hide them)."""
+        try:
+            for job in self.jobs.values():
+                self.store.update_job(job.job_id, job.device_id, job.state, job.reason)
+        except HostctlError as exc:
+            logger.warning("job states not journaled: %s", exc)
 
     def _finish(self, state: str, reason: str) -> None:
         for job in self.jobs.values():

@@ -49,6 +49,19 @@ def fresh_mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
 
 
 @pytest.fixture(scope="session")
+def postgres_db() -> Iterator[str]:
+    """The URL of a PostgreSQL database of this test session's own, on the real server
+    (see tests/support/postgres.py); skips, saying why, when none is reachable."""
+    from tests.support import postgres
+
+    reason = postgres.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with postgres.scratch_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every fixture of :func:`modelkit.fixtures.write_all`, by file name
     (e.g. ``cnn_int8.tflite``, ``dtypes.onnx``, ``labelled.npz``), written once."""

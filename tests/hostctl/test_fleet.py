@@ -1,13 +1,23 @@
-"""Fleet inventory and target resolution from real protocol messages."""
+"""Fleet inventory and target resolution from real protocol messages; the job journal
+written before a push sends anything."""
 
 from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
 
 import pytest
 
 from hostctl.errors import HostctlError
-from hostctl.fleet import Fleet, resolve_targets
+from hostctl.fleet import Blob, Fleet, Pusher, resolve_targets
+from hostctl.store import ResultStore
 from protocol import topics
 from protocol.messages import DeviceInfo, DeviceState
+from protocol.signing import SigningKey
 
 
 def _fleet(*devices: tuple[str, str, list[str]]) -> Fleet:
@@ -75,3 +85,65 @@ def test_a_cleared_retained_topic_forgets_the_device_and_bad_payloads_are_ignore
     fleet.update(topics.state("pi-b"), b"{not json")
     assert "pi-a" not in fleet.devices
     assert fleet.devices["pi-b"].status == "busy"
+
+
+# ---------------------------------------------------------------- the job journal
+
+
+class _RecordingSession:
+    """Stands in for the broker connection: records what the push publishes and
+    what the journal held at that moment; no device ever answers."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self.store = store
+        self.manifests: list[tuple[str, bool]] = []
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        where = topics.parse(topic)
+        if where.kind == "job" and where.device_id is not None:
+            manifest = json.loads(base64.b64decode(json.loads(payload)["payload"]))
+            job_id = manifest["job_id"]
+            self.manifests.append((where.device_id, self.store.sent_to(job_id, where.device_id)))
+
+    def get(self, timeout: float) -> None:
+        time.sleep(min(timeout, 0.05))
+
+    def wait_published(self, timeout: float = 10.0) -> None:
+        return None
+
+
+def _pusher(store: ResultStore, session: _RecordingSession, tmp_path: Path) -> Pusher:
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"TFL3" * 8)
+    blob = Blob.from_file(model, fmt="tflite")
+    pusher = Pusher(session, store, SigningKey.generate(), fleet=_fleet(*FLEET))  # type: ignore[arg-type]
+    for device in ("pi-a", "pi-b"):
+        pusher.add_job(device, blob, {"runs": 5}, "lbl", 0.3)
+    return pusher
+
+
+def test_every_job_is_journaled_before_its_manifest_is_sent(tmp_path: Path) -> None:
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        session = _RecordingSession(store)
+        pusher = _pusher(store, session, tmp_path)
+        pusher.run(0.3)
+        assert sorted(session.manifests) == [("pi-a", True), ("pi-b", True)]
+        entries = store.jobs()
+        assert sorted(e.device_id for e in entries) == ["pi-a", "pi-b"]
+        entry = entries[0]
+        assert (entry.model_name, entry.label, entry.settings) == ("m.tflite", "lbl", {"runs": 5})
+        assert entry.sha256 == hashlib.sha256(b"TFL3" * 8).hexdigest()
+        assert entry.expires_at == pusher.jobs[entry.job_id].manifest.expires_at
+        # Nobody answered: the push gave up, the job is still pending until it expires.
+        assert entry.state == "timed_out" and entry.pending
+
+
+def test_a_job_that_cannot_be_journaled_is_not_sent(tmp_path: Path) -> None:
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        session = _RecordingSession(store)
+        pusher = _pusher(store, session, tmp_path)
+        with sqlite3.connect(tmp_path / "r.sqlite") as other:  # the journal is gone
+            other.execute("DROP TABLE jobs")
+        with pytest.raises(HostctlError, match="cannot write to the results store"):
+            pusher.run(0.3)
+        assert session.manifests == []

@@ -105,7 +105,8 @@ class Host:
 
     broker_url: str
     key: Path
-    db: Path
+    db: Path | str
+    """A SQLite file or a postgresql:// URL."""
 
     def argv(self, *args: str) -> list[str]:
         return [

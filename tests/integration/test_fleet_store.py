@@ -1,0 +1,87 @@
+"""End to end on both stores: a real Mosquitto, a real agent, hostctl as a
+subprocess with ``--db`` a SQLite file or a real PostgreSQL database. The push
+journals its job, stores the result, and `results` reads it back alike."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hostctl.store import ResultStore
+from profiler.models import demo_model
+from protocol.signing import write_key_pair
+from tests.integration.fleet_support import TINY, Agent, Host
+from tests.support.broker import MosquittoBroker
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+@dataclass
+class OneDevice:
+    broker: MosquittoBroker
+    key: Path
+    workdir: Path
+
+
+@pytest.fixture(scope="module")
+def one_device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OneDevice]:
+    workdir = tmp_path_factory.mktemp("store-e2e")
+    broker = MosquittoBroker(workdir / "broker")
+    broker.start()
+    key, pub = write_key_pair(workdir / "keys")
+    agent = Agent("pi-store", broker.url, pub, workdir).start()
+    try:
+        Host(broker.url, key, workdir / "probe.sqlite").wait_online("pi-store")
+        yield OneDevice(broker, key, workdir)
+    finally:
+        agent.stop()
+        broker.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, one_device: OneDevice) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(one_device.workdir / "results.sqlite")
+        return
+    url: str = request.getfixturevalue("postgres_db")
+    from tests.support.postgres import reset
+
+    reset(url)
+    yield url
+    reset(url)
+
+
+def test_a_push_is_journaled_stored_and_read_back(one_device: OneDevice, db: str) -> None:
+    host = Host(one_device.broker.url, one_device.key, db)
+    model = demo_model("onnx")
+    done = host.run(
+        "push",
+        str(model),
+        "--device",
+        "pi-store",
+        "--label",
+        "e2e",
+        *TINY,
+        "--json",
+        "--timeout",
+        "90",
+    )
+    assert done.returncode == 0, done.stderr
+    (pushed,) = json.loads(done.stdout)
+    assert pushed["status"] == "ok" and pushed["device"]["id"] == "pi-store"
+
+    listed = host.run("results", "--no-collect", "--json", "--label", "e2e")
+    assert listed.returncode == 0, listed.stderr
+    assert [r["job_id"] for r in json.loads(listed.stdout)] == [pushed["job_id"]]
+
+    with ResultStore(db) as store:
+        assert store.get(pushed["job_id"], "pi-store") == pushed
+        entry = store.get_job(pushed["job_id"], "pi-store")
+        assert entry is not None and store.sent_to(pushed["job_id"], "pi-store")
+        assert (entry.model_name, entry.label, entry.state) == (model.name, "e2e", "succeeded")
+        assert entry.sha256 == pushed["model"]["sha256"]
+        assert entry.sent_at <= entry.updated_at
