@@ -50,7 +50,7 @@ deliver its result (``hostctl collect``), so it stays pending until then or its 
 SHA_PREFIX_MIN = 4
 """A model filter of at least this many hex digits also matches a SHA-256 prefix."""
 
-_RESULTS_V2_SQLITE = """
+_RESULTS_V2 = """
 CREATE TABLE results (
     job_id      TEXT NOT NULL,
     device_id   TEXT NOT NULL,
@@ -60,9 +60,9 @@ CREATE TABLE results (
     label       TEXT,
     status      TEXT,
     created_at  TEXT,
-    created_ts  REAL,
+    created_ts  {real},
     stored_at   TEXT NOT NULL,
-    document    TEXT NOT NULL,
+    document    TEXT NOT NULL,{seq}
     PRIMARY KEY (job_id, device_id)
 )
 """
@@ -96,23 +96,8 @@ _INDEXES_V2 = (
 )
 
 _POSTGRES_V2 = (
-    """
-    CREATE TABLE results (
-        job_id      TEXT NOT NULL,
-        device_id   TEXT NOT NULL,
-        model_name  TEXT,
-        model_stem  TEXT,
-        sha256      TEXT,
-        label       TEXT,
-        status      TEXT,
-        created_at  TEXT,
-        created_ts  DOUBLE PRECISION,
-        stored_at   TEXT NOT NULL,
-        document    TEXT NOT NULL,
-        seq         BIGSERIAL,
-        PRIMARY KEY (job_id, device_id)
-    )
-    """,
+    # seq: insertion order (SQLite has its rowid)
+    _RESULTS_V2.format(real="DOUBLE PRECISION", seq="\n    seq         BIGSERIAL,"),
     _JOBS_V2.format(real="DOUBLE PRECISION"),
     *_INDEXES_V2,
 )
@@ -122,7 +107,7 @@ def _sqlite_v2(db: sqlite3.Connection) -> None:
     """1 -> 2: results keyed by (job_id, device_id), model stem and numeric creation
     time for filters, and the job journal. Existing rows keep their order."""
     db.execute("ALTER TABLE results RENAME TO results_v1")
-    db.execute(_RESULTS_V2_SQLITE)
+    db.execute(_RESULTS_V2.format(real="REAL", seq=""))
     rows = db.execute(
         "SELECT job_id, device_id, model_name, sha256, label, status, created_at, stored_at, "
         "document FROM results_v1 ORDER BY rowid"
@@ -534,6 +519,49 @@ def _check_version(version: int, location: str) -> None:
         )
 
 
+class _Where:
+    """A WHERE clause built from optional filters (``?`` placeholders)."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.params: list[Any] = []
+        self.empty = False
+        """True when a filter can match nothing (an empty list of ids)."""
+
+    def equal(self, column: str, value: Any) -> None:
+        if value is not None:
+            self.clauses.append(f"{column} = ?")
+            self.params.append(value)
+
+    def among(self, column: str, values: Sequence[Any] | None, *, negate: bool = False) -> None:
+        if values is None:
+            return
+        if not values:
+            self.empty = self.empty or not negate
+            return
+        marks = ", ".join("?" * len(values))
+        self.clauses.append(f"{column} {'NOT IN' if negate else 'IN'} ({marks})")
+        self.params.extend(values)
+
+    def between(
+        self,
+        column: str,
+        since: str | float | _dt.datetime | None,
+        until: str | float | _dt.datetime | None,
+    ) -> None:
+        """Both bounds inclusive (see :func:`_bound`)."""
+        low, high = _bound(since, "--since"), _bound(until, "--until")
+        if low is not None:
+            self.clauses.append(f"{column} >= ?")
+            self.params.append(low)
+        if high is not None:
+            self.clauses.append(f"{column} <= ?")
+            self.params.append(high)
+
+    def sql(self) -> str:
+        return (" WHERE " + " AND ".join(self.clauses)) if self.clauses else ""
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -647,57 +675,30 @@ class ResultStore:
         (both inclusive): ISO 8601 dates or times (UTC when no offset is given),
         datetimes or epoch seconds.
         """
-        where, params = self._filters(job_ids, device, model, label, status, since, until)
-        sql = "SELECT document FROM results" + where
+        where = _Where()
+        where.among("job_id", job_ids)
+        where.equal("device_id", device)
+        if model is not None:
+            clause = "(model_name = ? OR model_stem = ?"
+            where.params.extend([model, model])
+            prefix = model.lower()
+            if len(prefix) >= SHA_PREFIX_MIN and all(c in "0123456789abcdef" for c in prefix):
+                clause += " OR substr(sha256, 1, ?) = ?"
+                where.params.extend([len(prefix), prefix])
+            where.clauses.append(clause + ")")
+        where.equal("label", label)
+        where.equal("status", status)
+        where.between("created_ts", since, until)
+        if where.empty:
+            return []
         # Newest first so LIMIT keeps the latest; reversed below to read oldest first.
+        sql = "SELECT document FROM results" + where.sql()
         sql += f" ORDER BY created_ts DESC, {self._backend.tiebreak} DESC"
+        params = where.params
         if limit is not None:
             sql += " LIMIT ?"
             params.append(max(0, limit))
         return [dict(json.loads(row[0])) for row in reversed(self._read(sql, params))]
-
-    def _filters(
-        self,
-        job_ids: Sequence[str] | None,
-        device: str | None,
-        model: str | None,
-        label: str | None,
-        status: str | None,
-        since: str | float | _dt.datetime | None,
-        until: str | float | _dt.datetime | None,
-    ) -> tuple[str, list[Any]]:
-        where: list[str] = []
-        params: list[Any] = []
-        if job_ids is not None:
-            if not job_ids:
-                return " WHERE 1 = 0", []
-            where.append(f"job_id IN ({', '.join('?' * len(job_ids))})")
-            params.extend(job_ids)
-        if device is not None:
-            where.append("device_id = ?")
-            params.append(device)
-        if model is not None:
-            clause = "(model_name = ? OR model_stem = ?"
-            params.extend([model, model])
-            prefix = model.lower()
-            if len(prefix) >= SHA_PREFIX_MIN and all(c in "0123456789abcdef" for c in prefix):
-                clause += " OR substr(sha256, 1, ?) = ?"
-                params.extend([len(prefix), prefix])
-            where.append(clause + ")")
-        if label is not None:
-            where.append("label = ?")
-            params.append(label)
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        low, high = _bound(since, "--since"), _bound(until, "--until")
-        if low is not None:
-            where.append("created_ts >= ?")
-            params.append(low)
-        if high is not None:
-            where.append("created_ts <= ?")
-            params.append(high)
-        return (" WHERE " + " AND ".join(where)) if where else "", params
 
     def delete(self, job_ids: Sequence[str]) -> int:
         """Delete the results of these jobs (every device's); how many were deleted."""
@@ -809,35 +810,17 @@ class ResultStore:
         finished ones (see :data:`FINISHED_JOB_STATES`); `since`/`until` bound
         the time they were sent.
         """
-        where: list[str] = []
-        params: list[Any] = []
-        if job_ids is not None:
-            if not job_ids:
-                return []
-            where.append(f"job_id IN ({', '.join('?' * len(job_ids))})")
-            params.extend(job_ids)
-        if device is not None:
-            where.append("device_id = ?")
-            params.append(device)
-        if states is not None:
-            if not states:
-                return []
-            where.append(f"state IN ({', '.join('?' * len(states))})")
-            params.extend(states)
+        where = _Where()
+        where.among("job_id", job_ids)
+        where.equal("device_id", device)
+        where.among("state", states)
         if pending is not None:
-            marks = ", ".join("?" * len(FINISHED_JOB_STATES))
-            where.append(f"state {'NOT IN' if pending else 'IN'} ({marks})")
-            params.extend(FINISHED_JOB_STATES)
-        low, high = _bound(since, "--since"), _bound(until, "--until")
-        if low is not None:
-            where.append("sent_at >= ?")
-            params.append(low)
-        if high is not None:
-            where.append("sent_at <= ?")
-            params.append(high)
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+            where.among("state", FINISHED_JOB_STATES, negate=pending)
+        where.between("sent_at", since, until)
+        if where.empty:
+            return []
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs" + where.sql()
+        params = where.params
         sql += " ORDER BY sent_at DESC, job_id DESC, device_id DESC"
         if limit is not None:
             sql += " LIMIT ?"

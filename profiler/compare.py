@@ -339,7 +339,26 @@ def _solve_decreasing(f: Callable[[float], float], target: float, lo: float, hi:
     return (lo + hi) / 2.0
 
 
-class PairedProportions:
+class _ScoreInterval:
+    """A difference of proportions whose interval inverts a score statistic that
+    decreases in the hypothesised difference: {d : |score(d)| <= z}."""
+
+    estimate: float
+
+    def score(self, delta: float) -> float:
+        raise NotImplementedError
+
+    def interval(self, confidence: float) -> tuple[float, float] | None:
+        z = _z(confidence)
+        lower = _solve_decreasing(self.score, z, -1.0, 1.0)
+        upper = _solve_decreasing(self.score, -z, -1.0, 1.0)
+        return lower, upper
+
+    def p_value(self, null: float) -> float:
+        return _two_sided(self.score(null))
+
+
+class PairedProportions(_ScoreInterval):
     """Drop in accuracy on the same samples: ``(b - c) / n`` with Tango's score
     interval (Tango 1998, Statistics in Medicine 17:891-908).
 
@@ -371,17 +390,8 @@ class PairedProportions:
             return 0.0 if numerator == 0 else math.copysign(math.inf, numerator)
         return numerator / math.sqrt(variance)
 
-    def interval(self, confidence: float) -> tuple[float, float] | None:
-        z = _z(confidence)
-        lower = _solve_decreasing(self.score, z, -1.0, 1.0)
-        upper = _solve_decreasing(self.score, -z, -1.0, 1.0)
-        return lower, upper
 
-    def p_value(self, null: float) -> float:
-        return _two_sided(self.score(null))
-
-
-class IndependentProportions:
+class IndependentProportions(_ScoreInterval):
     """Drop in accuracy between independent evaluations, ``p1 - p2``, with the
     Miettinen-Nurminen score interval (Miettinen & Nurminen 1985, Statistics in
     Medicine 4:213-226; restricted maximum likelihood in closed form as in
@@ -426,15 +436,6 @@ class IndependentProportions:
         if variance <= 0.0:
             return 0.0 if abs(numerator) < 1e-15 else math.copysign(math.inf, numerator)
         return numerator / math.sqrt(variance)
-
-    def interval(self, confidence: float) -> tuple[float, float] | None:
-        z = _z(confidence)
-        lower = _solve_decreasing(self.score, z, -1.0, 1.0)
-        upper = _solve_decreasing(self.score, -z, -1.0, 1.0)
-        return lower, upper
-
-    def p_value(self, null: float) -> float:
-        return _two_sided(self.score(null))
 
 
 def mcnemar_exact(b: int, c: int) -> float:

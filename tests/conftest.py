@@ -61,6 +61,21 @@ def postgres_db() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty results store location for each test, on each backend: a
+    SQLite path, then this session's PostgreSQL database with its tables dropped."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "results.sqlite")
+        return
+    url: str = request.getfixturevalue("postgres_db")
+    from tests.support.postgres import reset
+
+    reset(url)
+    yield url
+    reset(url)
+
+
 @pytest.fixture(scope="session")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every fixture of :func:`modelkit.fixtures.write_all`, by file name

@@ -18,26 +18,12 @@ from hostctl.store import SCHEMA_VERSION, ResultStore, redact_url
 Opener = Callable[[], ResultStore]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh store location (a SQLite path or a PostgreSQL URL) for each test."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "r.sqlite")
-        return
-    url: str = request.getfixturevalue("postgres_db")
-    from tests.support.postgres import reset
-
-    reset(url)
-    yield url
-    reset(url)
-
-
 @pytest.fixture
-def open_store(backend: str) -> Iterator[Opener]:
+def open_store(store_db: str) -> Iterator[Opener]:
     opened: list[ResultStore] = []
 
     def opener() -> ResultStore:
-        opened.append(ResultStore(backend))
+        opened.append(ResultStore(store_db))
         return opened[-1]
 
     yield opener
@@ -172,7 +158,7 @@ def test_delete_and_prune_errors(open_store: Opener) -> None:
     assert store.prune_errors() == 0
 
 
-def test_store_survives_reopen_and_records_its_version(open_store: Opener, backend: str) -> None:
+def test_store_survives_reopen_and_records_its_version(open_store: Opener, store_db: str) -> None:
     first = open_store()
     first.add(doc("x"))
     first.journal_job(**job("j1"))
@@ -180,14 +166,14 @@ def test_store_survives_reopen_and_records_its_version(open_store: Opener, backe
     again = open_store()
     assert again.count() == 1
     assert again.sent_to("j1", "pi-1")
-    assert _version(backend) == SCHEMA_VERSION
+    assert _version(store_db) == SCHEMA_VERSION
 
 
-def test_a_store_from_a_newer_version_is_refused(open_store: Opener, backend: str) -> None:
+def test_a_store_from_a_newer_version_is_refused(open_store: Opener, store_db: str) -> None:
     open_store().close()
-    _set_version(backend, SCHEMA_VERSION + 5)
+    _set_version(store_db, SCHEMA_VERSION + 5)
     with pytest.raises(HostctlError, match="newer edgeprof"):
-        ResultStore(backend)
+        ResultStore(store_db)
 
 
 def _version(backend: str) -> int:

@@ -42,21 +42,8 @@ def one_device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OneDevice]:
         broker.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, one_device: OneDevice) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(one_device.workdir / "results.sqlite")
-        return
-    url: str = request.getfixturevalue("postgres_db")
-    from tests.support.postgres import reset
-
-    reset(url)
-    yield url
-    reset(url)
-
-
-def test_a_push_is_journaled_stored_and_read_back(one_device: OneDevice, db: str) -> None:
-    host = Host(one_device.broker.url, one_device.key, db)
+def test_a_push_is_journaled_stored_and_read_back(one_device: OneDevice, store_db: str) -> None:
+    host = Host(one_device.broker.url, one_device.key, store_db)
     model = demo_model("onnx")
     done = host.run(
         "push",
@@ -78,7 +65,7 @@ def test_a_push_is_journaled_stored_and_read_back(one_device: OneDevice, db: str
     assert listed.returncode == 0, listed.stderr
     assert [r["job_id"] for r in json.loads(listed.stdout)] == [pushed["job_id"]]
 
-    with ResultStore(db) as store:
+    with ResultStore(store_db) as store:
         assert store.get(pushed["job_id"], "pi-store") == pushed
         entry = store.get_job(pushed["job_id"], "pi-store")
         assert entry is not None and store.sent_to(pushed["job_id"], "pi-store")
