@@ -45,7 +45,7 @@ def demo_command(
 
     from hostctl.demo import demo_models, next_command, run_demo, start_fleet
     from hostctl.progress import PushProgress
-    from hostctl.store import ResultStore
+    from hostctl.store import ResultStore, redact_url
 
     err = Console(stderr=True)
     options = global_options(ctx)
@@ -76,7 +76,8 @@ def demo_command(
 
         Console().print(results_table(outcome.results, title="edgeprof demo"))
         info_line(
-            f"results stored in {store_path}: see them again with `hostctl results --label demo`"
+            f"results stored in {redact_url(str(store_path))}: see them again with "
+            "`hostctl results --label demo`"
         )
     if keep:
         pids = " ".join(str(p.pid) for p in fleet.processes)
@@ -84,7 +85,7 @@ def demo_command(
             f"the demo fleet keeps running (stop it with: kill {pids}; then remove {fleet.workdir})"
         )
         info_line("try next:")
-        info_line(f"  {next_command(fleet, models[0], store_path)}")
+        info_line(f"  {next_command(fleet, models[0], redact_url(str(store_path)))}")
     if outcome.failures:
         for failure in outcome.failures:
             error_line(f"{failure.device_id} ({failure.model}): {failure.state}: {failure.reason}")

@@ -263,7 +263,7 @@ def run_demo(
     fleet: DemoFleet,
     models: Sequence[Path],
     *,
-    db: Path | None = None,
+    db: str | Path | None = None,
     on_update: Callable[[Any], None] | None = None,
     on_targets: Callable[[list[Any]], None] | None = None,
     timeout: float = 180.0,
@@ -305,7 +305,7 @@ def run_demo(
             session.close()
 
 
-def next_command(fleet: DemoFleet, model: Path, db: Path | None = None) -> str:
+def next_command(fleet: DemoFleet, model: Path, db: str | Path | None = None) -> str:
     """The exact command to try against a kept demo fleet."""
     return (
         f"hostctl --broker {fleet.url} --key {fleet.key_path} --db {db or fleet.db_path} "

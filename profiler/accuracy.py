@@ -5,18 +5,16 @@ quantized with the input's scale/zero point; quantized outputs are dequantized
 before the argmax.
 
 Besides top-1, the result carries which samples were right (``correct``,
-bit-packed: :func:`encode_correct`) and the SHA-256 of the data file
+bit-packed: :func:`protocol.result.encode_correct`) and the SHA-256 of the data file
 (``data_sha256``), so the regression gate can pair two models sample by sample
 when they were evaluated on the same data.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,52 +22,16 @@ from profiler.backends.base import Array, Backend, TensorSpec, is_static_dim
 from profiler.errors import BAD_EVAL_DATA, ProfilerError
 from profiler.inputs import NPY_MAGIC, ZIP_MAGIC, file_magic
 from profiler.result import file_sha256
+from protocol.result import encode_correct
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
 """Largest batch used when the model's batch dimension is dynamic."""
 
-CORRECT_ENCODING = "bits-lsb+base64"
-"""Encoding tag of :func:`encode_correct` documents."""
-
 MAX_CORRECT_SAMPLES = 200_000
 """Per-sample correctness travels for at most this many samples (25 KB of bits,
 33 KB of base64): a result must stay small enough for any broker."""
-
-
-def encode_correct(flags: Sequence[bool]) -> dict[str, object]:
-    """Pack per-sample correctness into ``{"encoding", "n", "data"}``.
-
-    Bit ``i % 8`` (least significant first) of byte ``i // 8`` is 1 when sample
-    i (in the order of the data file) was classified correctly; ``data`` is the
-    bytes in base64. 10 000 samples take 1 668 characters.
-    """
-    packed = bytearray((len(flags) + 7) // 8)
-    for i, ok in enumerate(flags):
-        if ok:
-            packed[i >> 3] |= 1 << (i & 7)
-    return {
-        "encoding": CORRECT_ENCODING,
-        "n": len(flags),
-        "data": base64.b64encode(bytes(packed)).decode("ascii"),
-    }
-
-
-def decode_correct(doc: Mapping[str, object]) -> list[bool]:
-    """Inverse of :func:`encode_correct`; ValueError on a malformed document."""
-    if doc.get("encoding") != CORRECT_ENCODING:
-        raise ValueError(f"unsupported correctness encoding {doc.get('encoding')!r}")
-    n = doc.get("n")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"correctness n must be a non-negative integer, not {n!r}")
-    try:
-        packed = base64.b64decode(str(doc.get("data", "")), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"corrupt correctness data: {exc}") from None
-    if len(packed) != (n + 7) // 8:
-        raise ValueError(f"corrupt correctness data: {len(packed)} bytes for n={n}")
-    return [bool(packed[i >> 3] >> (i & 7) & 1) for i in range(n)]
 
 
 def _require_npz(file: Path) -> None:
@@ -283,7 +245,7 @@ def evaluate_top1(backend: Backend, eval_path: str) -> dict[str, Any]:
     """``{"top1": fraction correct, "n": samples, "correct": ..., "data_sha256": ...}``
     of the model's first output.
 
-    ``correct`` is :func:`encode_correct` of the per-sample outcomes (null above
+    ``correct`` is :func:`protocol.result.encode_correct` of the per-sample outcomes (null above
     :data:`MAX_CORRECT_SAMPLES`), ``data_sha256`` the eval file's hash: the gate
     pairs two results sample by sample when both name the same data.
     """

@@ -2,7 +2,11 @@
 intervals, p-values dual to those intervals, Holm's step-down across one check,
 and PASS / FAIL / INCONCLUSIVE verdicts against a declared tolerance.
 
-Pure standard library (hostctl imports it lazily, ``bench.agreement`` too). The
+Pure standard library plus ``protocol.result``: every metric function takes each
+side's runs as result documents or :class:`protocol.result.Result` objects and
+reads them through :func:`protocol.result.read_result` (a document that is not a
+readable result is left out and counted as ``unreadable``). hostctl imports this
+module lazily, ``bench.agreement`` too. The
 method is described for users in ``docs/gate.md``; in short:
 
 * **The unit of replication is a run** (one fresh worker process). Latency
@@ -43,6 +47,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Any, Protocol
+
+from protocol.result import AccuracySection, Result, ResultError, read_result
 
 ALPHA = 0.05
 """Family-wise error rate of one check's verdicts (Holm)."""
@@ -547,68 +553,70 @@ def _comparison(
     )
 
 
-def _get(doc: Mapping[str, Any], *keys: str) -> Any:
-    value: Any = doc
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
+Runs = Sequence["Result | Mapping[str, Any] | None"]
+"""One side's runs: result documents, or Results already read (None: unreadable)."""
 
 
-def _positive(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) and number > 0 else None
+def _read(docs: Runs) -> list[Result | None]:
+    """Each run read through :func:`protocol.result.read_result` (once: a Result
+    passes through), None for what is not a readable result; order kept."""
+    out: list[Result | None] = []
+    for doc in docs:
+        if doc is None or isinstance(doc, Result):
+            out.append(doc)
+            continue
+        try:
+            out.append(read_result(doc))
+        except ResultError:
+            out.append(None)
+    return out
 
 
-def _exclusion(doc: Mapping[str, Any], flags: Iterable[str]) -> str | None:
-    if doc.get("status") != "ok":
+def _positive(value: float | None) -> float | None:
+    return value if value is not None and value > 0 else None
+
+
+def _exclusion(run: Result, flags: Iterable[str]) -> str | None:
+    if not run.ok:
         return "error"
-    listed = doc.get("flags")
-    present = listed if isinstance(listed, list) else []
     for flag in flags:
-        if flag in present:
+        if flag in run.flags:
             return flag
     return None
 
 
 def _select(
-    docs: Sequence[Mapping[str, Any]],
-    value: Callable[[Mapping[str, Any]], float | None],
+    runs: Sequence[Result | None],
+    value: Callable[[Result], float | None],
     flags: Iterable[str],
-) -> tuple[list[Mapping[str, Any]], list[float], dict[str, int]]:
-    """The usable runs of one side, their values, and the counts of the others by reason."""
-    kept: list[Mapping[str, Any]] = []
+) -> tuple[list[Result], list[float], dict[str, int]]:
+    """The usable runs of one side, their values, and the counts of the others by reason
+    (unreadable, error, a flag of ``flags``, no_value)."""
+    kept: list[Result] = []
     values: list[float] = []
     excluded: dict[str, int] = {}
     flags = tuple(flags)
-    for doc in docs:
-        reason = _exclusion(doc, flags)
-        figure = value(doc) if reason is None else None
-        if reason is None and figure is None:
-            reason = "no_value"
-        if reason is not None:
+    for run in runs:
+        reason = "unreadable" if run is None else _exclusion(run, flags)
+        figure = value(run) if run is not None and reason is None else None
+        if figure is None or run is None:
+            reason = reason or "no_value"
             excluded[reason] = excluded.get(reason, 0) + 1
             continue
-        kept.append(doc)
-        values.append(figure)  # type: ignore[arg-type]
+        kept.append(run)
+        values.append(figure)
     return kept, values, excluded
 
 
-def _block_values(docs: Iterable[Mapping[str, Any]], q: float) -> list[float]:
+def _block_values(runs: Iterable[Result], q: float) -> list[float]:
     """Block quantiles (ms) of every run's recorded samples, pooled (see :data:`BLOCKS`)."""
-    from profiler.stats import decode_samples, percentile
+    from profiler.stats import percentile
 
     out: list[float] = []
-    for doc in docs:
-        try:
-            samples = decode_samples(doc)
-        except ValueError:
-            continue
-        k = min(BLOCKS, len(samples) // BLOCK_MIN)
+    for run in runs:
+        samples = run.samples() or []
         n = len(samples)
+        k = min(BLOCKS, n // BLOCK_MIN)
         for i in range(k):
             block = sorted(samples[i * n // k : (i + 1) * n // k])
             value = percentile(block, q) / 1e6
@@ -621,8 +629,8 @@ _QUANTILES = {"p50": 0.5, "p90": 0.9}
 
 
 def compare_latency(
-    baseline: Sequence[Mapping[str, Any]],
-    candidate: Sequence[Mapping[str, Any]],
+    baseline: Runs,
+    candidate: Runs,
     *,
     percentile: str = "p50",
     max_regression: float = 0.05,
@@ -642,11 +650,13 @@ def compare_latency(
     metric = f"latency_{percentile}"
     limit = 1.0 + max_regression
 
-    def value(doc: Mapping[str, Any]) -> float | None:
-        return _positive(_get(doc, "latency_ms", percentile))
+    def value(run: Result) -> float | None:
+        latency = run.latency
+        return _positive(getattr(latency, percentile)) if latency is not None else None
 
-    kept_a, xs, out_a = _select(baseline, value, EXCLUDING_FLAGS)
-    kept_b, ys, out_b = _select(candidate, value, EXCLUDING_FLAGS)
+    runs_a, runs_b = _read(baseline), _read(candidate)
+    kept_a, xs, out_a = _select(runs_a, value, EXCLUDING_FLAGS)
+    kept_b, ys, out_b = _select(runs_b, value, EXCLUDING_FLAGS)
     excluded = {"baseline": out_a, "candidate": out_b}
     base_fig = _median(sorted(xs)) if xs else None
     cand_fig = _median(sorted(ys)) if ys else None
@@ -657,7 +667,7 @@ def compare_latency(
             metric, RATIO, limit, None, note=f"no usable {side} run", method="none", **common
         )
     if paired:
-        pairs = _usable_pairs(baseline, candidate, value)
+        pairs = _usable_pairs(runs_a, runs_b, value)
         if len(pairs) >= 6:
             ratios = [y / x for x, y in pairs]
             return _comparison(
@@ -708,13 +718,18 @@ def compare_latency(
 
 
 def _usable_pairs(
-    baseline: Sequence[Mapping[str, Any]],
-    candidate: Sequence[Mapping[str, Any]],
-    value: Callable[[Mapping[str, Any]], float | None],
+    baseline: Sequence[Result | None],
+    candidate: Sequence[Result | None],
+    value: Callable[[Result], float | None],
 ) -> list[tuple[float, float]]:
     pairs: list[tuple[float, float]] = []
     for a, b in zip(baseline, candidate, strict=False):
-        if _exclusion(a, EXCLUDING_FLAGS) or _exclusion(b, EXCLUDING_FLAGS):
+        if (
+            a is None
+            or b is None
+            or _exclusion(a, EXCLUDING_FLAGS)
+            or _exclusion(b, EXCLUDING_FLAGS)
+        ):
             continue
         x, y = value(a), value(b)
         if x is not None and y is not None:
@@ -723,19 +738,19 @@ def _usable_pairs(
 
 
 def compare_memory(
-    baseline: Sequence[Mapping[str, Any]],
-    candidate: Sequence[Mapping[str, Any]],
+    baseline: Runs,
+    candidate: Runs,
     *,
     max_growth: float = 0.10,
 ) -> Comparison:
     """Peak RSS of candidate / baseline runs (only failed runs are left out: throttling
     does not change memory). A run has one peak, so this needs 4 runs a side."""
 
-    def value(doc: Mapping[str, Any]) -> float | None:
-        return _positive(_get(doc, "memory_mb", "peak_rss"))
+    def value(run: Result) -> float | None:
+        return _positive(run.memory.peak_rss)
 
-    _, xs, out_a = _select(baseline, value, ())
-    _, ys, out_b = _select(candidate, value, ())
+    _, xs, out_a = _select(_read(baseline), value, ())
+    _, ys, out_b = _select(_read(candidate), value, ())
     common: dict[str, Any] = {
         "baseline": _median(sorted(xs)) if xs else None,
         "candidate": _median(sorted(ys)) if ys else None,
@@ -758,33 +773,17 @@ def compare_memory(
     return _comparison("peak_rss", RATIO, limit, estimator, **common)
 
 
-def _first_accuracy(docs: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    for doc in docs:
-        acc = doc.get("accuracy") if doc.get("status") == "ok" else None
-        if (
-            isinstance(acc, Mapping)
-            and _get(acc, "n")
-            and isinstance(acc.get("top1"), (int, float))
-        ):
+def _first_accuracy(docs: Runs) -> AccuracySection | None:
+    for run in _read(docs):
+        acc = run.accuracy if run is not None and run.ok else None
+        if acc is not None and acc.top1 is not None and acc.n:
             return acc
     return None
 
 
-def _correctness(acc: Mapping[str, Any]) -> list[bool] | None:
-    from profiler.accuracy import decode_correct
-
-    doc = acc.get("correct")
-    if not isinstance(doc, Mapping):
-        return None
-    try:
-        return decode_correct(doc)
-    except ValueError:
-        return None
-
-
 def compare_accuracy(
-    baseline: Sequence[Mapping[str, Any]],
-    candidate: Sequence[Mapping[str, Any]],
+    baseline: Runs,
+    candidate: Runs,
     *,
     max_drop: float = 0.01,
 ) -> Comparison:
@@ -795,8 +794,8 @@ def compare_accuracy(
     ``data_sha256`` and n), else independent proportions."""
     a, b = _first_accuracy(baseline), _first_accuracy(candidate)
     figures: dict[str, Any] = {
-        "baseline": float(a["top1"]) if a else None,
-        "candidate": float(b["top1"]) if b else None,
+        "baseline": a.top1 if a else None,
+        "candidate": b.top1 if b else None,
     }
     if a is None or b is None:
         side = "baseline" if a is None else "candidate"
@@ -809,13 +808,9 @@ def compare_accuracy(
             note=f"no {side} run was evaluated (--eval)",
             **figures,
         )
-    same_data = (
-        a.get("data_sha256") is not None
-        and a.get("data_sha256") == b.get("data_sha256")
-        and a.get("n") == b.get("n")
-    )
-    ca, cb = (_correctness(a), _correctness(b)) if same_data else (None, None)
-    if ca is not None and cb is not None and len(ca) == len(cb) == int(a["n"]):
+    same_data = a.data_sha256 is not None and a.data_sha256 == b.data_sha256 and a.n == b.n
+    ca, cb = (a.correct(), b.correct()) if same_data else (None, None)
+    if ca is not None and cb is not None and len(ca) == len(cb):
         lost = sum(1 for x, y in zip(ca, cb, strict=True) if x and not y)
         gained = sum(1 for x, y in zip(ca, cb, strict=True) if y and not x)
         estimator: Estimator = PairedProportions(lost, gained, len(ca))
@@ -826,8 +821,8 @@ def compare_accuracy(
             "mcnemar_exact_p": mcnemar_exact(lost, gained),
         }
         return _comparison("accuracy_top1", DROP, max_drop, estimator, details=details, **figures)
-    n1, n2 = int(a["n"]), int(b["n"])
-    x1, x2 = round(float(a["top1"]) * n1), round(float(b["top1"]) * n2)
+    n1, n2 = int(a.n or 0), int(b.n or 0)
+    x1, x2 = round((a.top1 or 0.0) * n1), round((b.top1 or 0.0) * n2)
     note = None if same_data else "evaluated on different data (or its hash is unknown)"
     estimator = IndependentProportions(x1, n1, x2, n2)
     return _comparison(
@@ -842,18 +837,17 @@ def compare_accuracy(
 
 
 def compare_size(
-    baseline: Sequence[Mapping[str, Any]],
-    candidate: Sequence[Mapping[str, Any]],
+    baseline: Runs,
+    candidate: Runs,
     *,
     max_growth: float = 0.0,
 ) -> Comparison:
     """Model file size, candidate / baseline: exact, FAIL when above 1 + ``max_growth``."""
 
-    def size(docs: Sequence[Mapping[str, Any]]) -> float | None:
-        for doc in docs:
-            value = _positive(_get(doc, "model", "size_bytes"))
-            if value is not None:
-                return value
+    def size(docs: Runs) -> float | None:
+        for run in _read(docs):
+            if run is not None and run.model.size_bytes is not None and run.model.size_bytes > 0:
+                return float(run.model.size_bytes)
         return None
 
     x, y = size(baseline), size(candidate)
@@ -908,14 +902,15 @@ class Tolerances:
 
 
 def compare_sides(
-    baseline: Sequence[Mapping[str, Any]],
-    candidate: Sequence[Mapping[str, Any]],
+    baseline: Runs,
+    candidate: Runs,
     tolerances: Tolerances = Tolerances(),
     *,
     subject: Mapping[str, Any] | None = None,
     paired: bool = False,
 ) -> list[Comparison]:
     """Every metric ``tolerances`` asks for, for one subject's two sets of runs."""
+    baseline, candidate = _read(baseline), _read(candidate)  # once for every metric
     out = [
         compare_latency(
             baseline,

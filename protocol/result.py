@@ -13,7 +13,8 @@ Schema history (readers accept every version listed in :data:`READABLE_VERSIONS`
   edgeprof.result/1 — first version. Optional keys added since, still version 1
       (null or absent when not measured): ``model.variant``, ``model.macs_complete``,
       ``settings.input_shapes``, ``energy``, ``timeline``, ``per_op``,
-      ``accuracy_error``, ``memory_mb.peak_rss_with_eval``.
+      ``accuracy_error``, ``memory_mb.peak_rss_with_eval``, ``accuracy.correct``
+      (per-sample correctness, :func:`encode_correct`) and ``accuracy.data_sha256``.
 
 Standard library only (protocol imports nothing of ours but its own modules).
 """
@@ -99,6 +100,46 @@ def decode_samples(doc: Mapping[str, Any]) -> list[int]:
     if doc.get("n") is not None and doc["n"] != len(values):
         raise ValueError(f"corrupt samples document: n={doc['n']} but {len(values)} values")
     return values.tolist()
+
+
+CORRECT_ENCODING = "bits-lsb+base64"
+"""Encoding tag of :func:`encode_correct` documents."""
+
+
+def encode_correct(flags: Sequence[bool]) -> dict[str, Any]:
+    """Pack per-sample correctness into ``{"encoding", "n", "data"}``.
+
+    Bit ``i % 8`` (least significant first) of byte ``i // 8`` is 1 when sample
+    i (in the order of the data file) was classified correctly; ``data`` is the
+    bytes in base64. 10 000 samples take 1 668 characters.
+    """
+    packed = bytearray((len(flags) + 7) // 8)
+    for i, ok in enumerate(flags):
+        if ok:
+            packed[i >> 3] |= 1 << (i & 7)
+    return {
+        "encoding": CORRECT_ENCODING,
+        "n": len(flags),
+        "data": base64.b64encode(bytes(packed)).decode("ascii"),
+    }
+
+
+def decode_correct(doc: Mapping[str, Any]) -> list[bool]:
+    """Inverse of :func:`encode_correct`; ValueError on a malformed document."""
+    if doc.get("encoding") != CORRECT_ENCODING:
+        raise ValueError(f"unsupported correctness encoding {doc.get('encoding')!r}")
+    n = doc.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"correctness n must be a non-negative integer, not {n!r}")
+    if n > MAX_DECODED_SAMPLES:
+        raise ValueError(f"correctness document holds more than {MAX_DECODED_SAMPLES} samples")
+    try:
+        packed = base64.b64decode(str(doc.get("data", "")), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"corrupt correctness data: {exc}") from None
+    if len(packed) != (n + 7) // 8:
+        raise ValueError(f"corrupt correctness data: {len(packed)} bytes for n={n}")
+    return [bool(packed[i >> 3] >> (i & 7) & 1) for i in range(n)]
 
 
 # -- tolerant field readers ------------------------------------------------------------
@@ -388,6 +429,8 @@ class AccuracySection:
 
     top1: float | None = None
     n: int | None = None
+    data_sha256: str | None = None
+    """SHA-256 of the data file evaluated on: equal on two results = the same data."""
     raw: Mapping[str, Any] = field(default_factory=dict)
     """The whole section (per-sample correctness and the like)."""
 
@@ -399,8 +442,21 @@ class AccuracySection:
         return cls(
             top1=top1 if top1 is not None and 0.0 <= top1 <= 1.0 else None,
             n=_int(value.get("n")),
+            data_sha256=_str(value.get("data_sha256")),
             raw=dict(value),
         )
+
+    def correct(self) -> list[bool] | None:
+        """Per-sample correctness (``accuracy.correct``), or None when the result has
+        none, it cannot be decoded, or it does not cover the n samples."""
+        doc = self.raw.get("correct")
+        if not isinstance(doc, Mapping):
+            return None
+        try:
+            flags = decode_correct(doc)
+        except ValueError:
+            return None
+        return flags if len(flags) == self.n else None
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from modelkit import fixtures
-from profiler.accuracy import decode_correct, evaluate_top1
+from profiler.accuracy import evaluate_top1
 from profiler.backends import Backend, create_backend, detect_format
 from profiler.errors import BAD_EVAL_DATA, ProfilerError
 from profiler.runner import profile
 from profiler.settings import ProfileSettings
+from protocol.result import decode_correct, read_result
 
 TINY = ProfileSettings(runs=5, warmup=1, min_seconds=0, warmup_seconds=0)
 
@@ -63,8 +64,9 @@ def test_top1_matches_the_known_answer(
     accuracy = result["accuracy"]
     assert (accuracy["top1"], accuracy["n"]) == (pytest.approx(expected), 50)
     # Which samples were right travels too, with the data's hash, for paired gates.
-    assert decode_correct(accuracy["correct"]) == _truth(eval_path)
-    assert accuracy["data_sha256"] == hashlib.sha256(eval_path.read_bytes()).hexdigest()
+    read = read_result(result).accuracy
+    assert read is not None and read.correct() == _truth(eval_path)
+    assert read.data_sha256 == hashlib.sha256(eval_path.read_bytes()).hexdigest()
     assert result["latency_ms"]["n"] == result["phases"]["steady"]["runs"]  # timing untouched
 
 

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from profiler import compare
-from profiler.accuracy import decode_correct, encode_correct
-from profiler.stats import encode_samples
+from protocol.result import encode_correct, encode_samples
 
 # ---------------------------------------------------------------- textbook cases
 
@@ -133,20 +132,6 @@ def test_every_p_value_is_dual_to_its_interval(make: Callable[[], compare.Estima
             assert (est.p_value(null) <= 1 - confidence + 1e-9) == excluded, (confidence, null)
 
 
-def test_correctness_codec_round_trips_and_rejects_garbage() -> None:
-    flags = [bool(i % 3) for i in range(1001)]
-    doc = encode_correct(flags)
-    assert doc["n"] == 1001 and len(str(doc["data"])) == 4 * math.ceil(126 / 3)
-    assert decode_correct(doc) == flags
-    assert decode_correct(encode_correct([])) == []
-    with pytest.raises(ValueError, match="bytes for n"):
-        decode_correct({**doc, "n": 5000})
-    with pytest.raises(ValueError, match="corrupt"):
-        decode_correct({**doc, "data": "not base64!"})
-    with pytest.raises(ValueError, match="encoding"):
-        decode_correct({**doc, "encoding": "gzip"})
-
-
 # ---------------------------------------------------------------- simulation helpers
 
 
@@ -234,7 +219,7 @@ def test_paired_rounds_interval_covers_the_true_ratio() -> None:
         return compare.compare_latency(base, cand, paired=True)
 
     assert draw(random.Random(3)).method.startswith("median of 12 interleaved pair ratios")
-    assert 0.935 <= coverage(1000, draw, 1.1) <= 0.99
+    assert 0.935 <= coverage(600, draw, 1.1) <= 0.99
 
 
 def test_paired_accuracy_interval_covers_the_true_drop() -> None:
@@ -284,7 +269,7 @@ def test_family_wise_false_fail_rate_stays_at_five_percent_at_the_boundary() -> 
     at the limit (1.05 at delta 5 %). Over many checks of 4 comparisons, the
     share of checks with any FAIL stays near or below 5 % with Holm."""
     rng = random.Random(5)
-    checks = 500
+    checks = 400
     failed = 0
     for _ in range(checks):
         comparisons = [
@@ -335,12 +320,15 @@ def test_holm_holds_back_a_verdict_its_single_interval_would_give() -> None:
     assert among.p_adjusted is not None and among.p_adjusted > 0.05
 
 
-def test_throttled_and_drifting_runs_are_left_out_and_counted() -> None:
+def test_throttled_drifting_failed_and_unreadable_runs_are_left_out_and_counted() -> None:
     rng = random.Random(9)
-    base = [*runs(rng, 5), result(p50=30.0, flags=["unstable", "throttled"])]
+    base = [*runs(rng, 5), result(p50=30.0, flags=["unstable", "throttled"]), {"schema": "x/1"}]
     cand = [*runs(rng, 5), result(p50=30.0, flags=["drift"]), result(p50=None, status="error")]
     c = compare.compare_latency(base, cand)
-    assert c.excluded == {"baseline": {"throttled": 1}, "candidate": {"drift": 1, "error": 1}}
+    assert c.excluded == {
+        "baseline": {"throttled": 1, "unreadable": 1},
+        "candidate": {"drift": 1, "error": 1},
+    }
     assert (c.n_baseline, c.n_candidate) == (5, 5)
     assert c.baseline is not None and c.baseline < 11
 

@@ -57,6 +57,43 @@ def test_a_zlib_bomb_is_refused_without_inflating_it() -> None:
         result.decode_samples(doc)
 
 
+# -- per-sample correctness codec
+
+
+@given(st.lists(st.booleans(), max_size=200))
+def test_correctness_round_trips_through_json(flags: list[bool]) -> None:
+    doc = result.encode_correct(flags)
+    assert result.decode_correct(json.loads(json.dumps(doc))) == flags
+
+
+def test_correctness_is_one_bit_a_sample_and_garbage_is_rejected() -> None:
+    flags = [bool(i % 3) for i in range(1001)]
+    doc = result.encode_correct(flags)
+    assert doc["n"] == 1001 and len(doc["data"]) == 4 * -(-126 // 3)  # 126 bytes, base64
+    with pytest.raises(ValueError, match="bytes for n"):
+        result.decode_correct({**doc, "n": 5000})
+    with pytest.raises(ValueError, match="corrupt"):
+        result.decode_correct({**doc, "data": "not base64!"})
+    with pytest.raises(ValueError, match="encoding"):
+        result.decode_correct({**doc, "encoding": "gzip"})
+    with pytest.raises(ValueError, match="more than"):
+        result.decode_correct({**doc, "n": 10**12})
+
+
+def test_the_reader_gives_correctness_only_when_it_covers_every_sample() -> None:
+    flags = [True, False, True]
+    section = result.AccuracySection.read(
+        {"top1": 2 / 3, "n": 3, "correct": result.encode_correct(flags), "data_sha256": "ab"}
+    )
+    assert section is not None and section.correct() == flags and section.data_sha256 == "ab"
+    short = result.AccuracySection.read(
+        {"top1": 1.0, "n": 4, "correct": result.encode_correct(flags)}
+    )
+    assert short is not None and short.correct() is None
+    broken = result.AccuracySection.read({"top1": 1.0, "n": 3, "correct": {"data": 7}})
+    assert broken is not None and broken.correct() is None
+
+
 # -- reader
 
 
