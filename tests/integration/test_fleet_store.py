@@ -6,44 +6,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from hostctl.store import ResultStore
 from profiler.models import demo_model
-from protocol.signing import write_key_pair
-from tests.integration.fleet_support import TINY, Agent, Host
-from tests.support.broker import MosquittoBroker
+from tests.integration.fleet_support import TINY, Fleet, Host, online_fleet
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
-@dataclass
-class OneDevice:
-    broker: MosquittoBroker
-    key: Path
-    workdir: Path
-
-
 @pytest.fixture(scope="module")
-def one_device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OneDevice]:
-    workdir = tmp_path_factory.mktemp("store-e2e")
-    broker = MosquittoBroker(workdir / "broker")
-    broker.start()
-    key, pub = write_key_pair(workdir / "keys")
-    agent = Agent("pi-store", broker.url, pub, workdir).start()
-    try:
-        Host(broker.url, key, workdir / "probe.sqlite").wait_online("pi-store")
-        yield OneDevice(broker, key, workdir)
-    finally:
-        agent.stop()
-        broker.stop()
+def one_device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    with online_fleet(tmp_path_factory.mktemp("store-e2e"), {"pi-store": []}) as fleet:
+        yield fleet
 
 
-def test_a_push_is_journaled_stored_and_read_back(one_device: OneDevice, store_db: str) -> None:
-    host = Host(one_device.broker.url, one_device.key, store_db)
+def test_a_push_is_journaled_stored_and_read_back(one_device: Fleet, store_db: str) -> None:
+    host = Host(one_device.broker.url, one_device.host.key, store_db)
     model = demo_model("onnx")
     done = host.run(
         "push",
