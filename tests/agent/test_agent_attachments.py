@@ -94,7 +94,10 @@ def test_a_tampered_attachment_fails_the_job_and_the_agent_goes_on(
             host.publish_chunk(retry.attachments["eval"].sha256, labelled, 1024, index)
         result = host.wait_result(device, retry.job_id)["result"]
         assert result["status"] == "ok", result.get("error")
-        assert result["accuracy"] == {"top1": 1.0, "n": 4}
+        accuracy = result["accuracy"]
+        assert (accuracy["top1"], accuracy["n"]) == (1.0, 4)
+        # The data evaluated on is named by the hash of the attachment the host sent.
+        assert accuracy["data_sha256"] == retry.attachments["eval"].sha256
         assert result["settings"]["eval"] == "eval.npz"
         progress = [
             m.json()["progress"]

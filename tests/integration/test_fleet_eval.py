@@ -106,7 +106,9 @@ def test_a_cached_model_with_new_data_fetches_only_the_data(fleet2: Fleet) -> No
     finally:
         watcher.close()
     assert expected == 0.5
-    assert [r["accuracy"] for r in results] == [{"top1": 0.5, "n": 40}] * 2
+    assert [(r["accuracy"]["top1"], r["accuracy"]["n"]) for r in results] == [(0.5, 40)] * 2
+    # Both devices name the new data by its hash: the gate can pair them sample by sample.
+    assert [r["accuracy"]["data_sha256"] for r in results] == [_sha(second)] * 2
     assert set(_chunk_hashes(watcher)) == {_sha(second)}
 
 
