@@ -23,6 +23,7 @@ from hostctl import (
     cmd_profile,
     cmd_push,
     cmd_results,
+    cmd_variants,
 )
 from hostctl.cmdutil import HelpGroup, configure_logging
 
@@ -147,6 +148,7 @@ for _command in (
     cmd_push,
     cmd_results,
     cmd_demo,
+    cmd_variants,
 ):
     _command.register(app)
 
