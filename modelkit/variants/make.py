@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from modelkit.variants import onnx_makers, tflite_makers
 from modelkit.variants.check import check_flags, compare
@@ -31,6 +33,13 @@ RANDOM = "random"
 DEFAULT_SPARSITIES = (0.5,)
 
 RUNTIME_NAMES = {"tflite": "LiteRT", "onnx": "ONNX Runtime"}
+
+PRUNE_TOOL = tflite_makers.PRUNE_TOOL
+
+NO_FLOAT_WEIGHTS_REASON = (
+    "the source has no float weights of conv / fully connected / matmul ops to compress "
+    "(already quantized?): give its float model"
+)
 
 NO_CALIBRATION_REASON = (
     "FIQ needs calibration data: give --calibration CAL.npz (x = typical inputs), or "
@@ -132,6 +141,7 @@ class _Maker:
         self.format = fmt
         self.runner = runner
         self.source_sha256 = hashlib.sha256(self.data).hexdigest()
+        self.has_float_weights = _has_float_weights(data, fmt)
         self.out_dir = out_dir
         self.calibration = calibration
         self.check_set = check_set
@@ -147,25 +157,19 @@ class _Maker:
             format=self.format,
         )
         try:
-            made = self._build(kind, sparsity)
+            data, recipe = self._build(kind, sparsity)
         except _NotMade as exc:
             outcome.reason = str(exc)
             return outcome
-        except Exception as exc:  # a tool's failure is this variant's reason, not ours
-            tool = "ai-edge-quantizer" if self.format == "tflite" else "onnxruntime"
-            if kind in ("prn", "f16") and self.format == "onnx":
-                tool = "onnxconverter-common" if kind == "f16" else "edgeprof.modelkit"
-            log.debug("making %s failed", name, exc_info=True)
-            outcome.reason = f"{tool}: {_first_line(exc)}"
-            return outcome
-        data, recipe = made
         return self._finish(outcome, data, recipe)
 
     def _build(self, kind: str, sparsity: float | None) -> tuple[bytes, Recipe]:
         if kind == "fp32":
             return self.data, Recipe(
-                "edgeprof.modelkit", tflite_makers.tool_version("edgeprof"), {"operation": "copy"}
+                PRUNE_TOOL, tflite_makers.tool_version("edgeprof"), {"operation": "copy"}
             )
+        if not self.has_float_weights:
+            raise _NotMade(NO_FLOAT_WEIGHTS_REASON)
         if kind == "fiq" and self.calibration is None:
             raise _NotMade(NO_CALIBRATION_REASON)
         if self.format == "tflite":
@@ -173,30 +177,31 @@ class _Maker:
         return self._build_onnx(kind, sparsity)
 
     def _build_tflite(self, kind: str, sparsity: float | None) -> tuple[bytes, Recipe]:
+        quantizer = tflite_makers.TOOL
         if kind in PRUNED_KINDS:
             assert sparsity is not None
-            pruned, prune_recipe = tflite_makers.prune(self.data, sparsity)
+            pruned, prune_recipe = _step(PRUNE_TOOL, tflite_makers.prune, self.data, sparsity)
             if kind == "prn":
                 return pruned, prune_recipe
-            data, recipe = tflite_makers.quantize(pruned, "prq")
+            data, recipe = _step(quantizer, tflite_makers.quantize, pruned, "prq")
             return data, _then(prune_recipe, recipe)
-        return tflite_makers.quantize(self.data, kind, self.calibration)
+        return _step(quantizer, tflite_makers.quantize, self.data, kind, self.calibration)
 
     def _build_onnx(self, kind: str, sparsity: float | None) -> tuple[bytes, Recipe]:
+        ort = onnx_makers.ORT_TOOL
         if kind == "wo8":
             raise _NotMade(onnx_makers.WO8_REASON)
         if kind == "f16":
-            return onnx_makers.to_f16(self.data)
+            return _step(onnx_makers.F16_TOOL, onnx_makers.to_f16, self.data)
         if kind == "blq":
-            return onnx_makers.quantize_dynamic(self.data)
+            return _step(ort, onnx_makers.quantize_dynamic, self.data)
         if kind == "fiq":
-            assert self.calibration is not None
-            return onnx_makers.quantize_static(self.data, self.calibration)
+            return _step(ort, onnx_makers.quantize_static, self.data, self.calibration)
         assert sparsity is not None
-        pruned, prune_recipe = onnx_makers.prune(self.data, sparsity)
+        pruned, prune_recipe = _step(PRUNE_TOOL, onnx_makers.prune, self.data, sparsity)
         if kind == "prn":
             return pruned, prune_recipe
-        data, recipe = onnx_makers.quantize_dynamic(pruned)
+        data, recipe = _step(ort, onnx_makers.quantize_dynamic, pruned)
         return data, _then(prune_recipe, recipe)
 
     def reference_outputs(self) -> Array:
@@ -250,6 +255,31 @@ class _Maker:
 
 class _NotMade(Exception):
     """This variant cannot be made; the message says why (one line)."""
+
+
+def _step(tool: str, fn: Callable[..., tuple[bytes, Recipe]], *args: Any) -> tuple[bytes, Recipe]:
+    """Run one tool; its failure (or a warning it raises as an error) becomes this
+    variant's one-line reason, named after the tool. Its warnings are logged."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = fn(*args)
+    except _NotMade:
+        raise
+    except Exception as exc:  # a tool's failure is this variant's reason, not ours
+        log.debug("%s failed", tool, exc_info=True)
+        raise _NotMade(f"{tool}: {_first_line(exc)}") from None
+    for warning in caught:
+        log.info("%s: %s", tool, _first_line(Exception(str(warning.message))))
+    return result
+
+
+def _has_float_weights(data: bytes, fmt: str) -> bool:
+    if fmt == "tflite":
+        return bool(tflite_makers.weight_buffers(tflite_makers.read_model(data)))
+    import onnx
+
+    return bool(onnx_makers.weight_initializers(onnx.load_from_string(data)))
 
 
 def _then(first: Recipe, second: Recipe) -> Recipe:
