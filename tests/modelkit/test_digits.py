@@ -63,7 +63,7 @@ def test_the_committed_models_are_what_the_weights_build() -> None:
 def test_the_data_files_have_the_documented_shapes() -> None:
     x, y = _held_out()
     assert x.shape == (360, 8, 8, 1) and x.dtype == np.float32
-    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert x.min() >= 0.0 and x.max() <= 1.0
     assert y.dtype == np.int64 and set(np.unique(y)) == set(range(10))
     with np.load(demo_digits.calibration_path()) as data:
         assert data["x"].shape == (128, 8, 8, 1) and data["x"].dtype == np.float32

@@ -289,7 +289,7 @@ def test_bad_calibration_files_are_one_line_errors(tmp_path: Path) -> None:
         make_variants(source, tmp_path / "out", calibration=wrong)
     text = tmp_path / "cal.npz"
     text.write_text("not numpy")
-    with pytest.raises(VariantError, match="not a readable .npz"):
+    with pytest.raises(VariantError, match=r"not a readable \.npz"):
         make_variants(source, tmp_path / "out", calibration=text)
     with pytest.raises(VariantError, match="no such file"):
         make_variants(source, tmp_path / "out", calibration=tmp_path / "missing.npz")
