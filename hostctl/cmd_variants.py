@@ -72,7 +72,10 @@ def variants_command(
         ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the outcomes as JSON, nothing else on stdout.")
+        bool,
+        typer.Option(
+            "--json", help="Print the outcomes as JSON, nothing else on stdout.", metavar=""
+        ),
     ] = False,
 ) -> None:
     """Make compressed variants of MODEL in DIR, each with NAME.recipe.json."""
@@ -132,30 +135,17 @@ def _make(
 
 
 def _fail(err: Console, as_json: bool, message: str) -> None:
-    from rich.markup import escape
+    from hostctl.cmdutil import error_line
 
     if as_json:
         typer.echo(json.dumps({"error": {"code": "bad_input", "message": message}}))
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
+    error_line(message)
     raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------------------
 # Rendering for people
 # ---------------------------------------------------------------------------
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return _DASH
-    for limit, suffix in ((1 << 20, "MiB"), (1 << 10, "KiB")):
-        if n >= limit:
-            return f"{n / limit:.1f} {suffix}"
-    return f"{n} B"
-
-
-def _percent(x: float | None) -> str:
-    return _DASH if x is None else f"{x:.1%}"
 
 
 def _snr(outcome: Outcome) -> str:
@@ -174,6 +164,8 @@ def render_outcomes(
     from rich.markup import escape
     from rich.table import Table
 
+    from hostctl.format import percent as _percent
+    from hostctl.format import size as _size
     from modelkit.variants.check import MIN_AGREEMENT, MIN_SNR_DB
 
     folder = next((o.path.parent for o in outcomes if o.path is not None), None)
