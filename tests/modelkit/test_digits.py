@@ -11,6 +11,7 @@ import pytest
 
 from modelkit import demo_digits, digits
 from modelkit.variants import make_variants
+from tests.support.run_model import outputs
 
 Array = np.ndarray[Any, Any]
 
@@ -23,35 +24,6 @@ def _weights() -> dict[str, Array]:
 def _held_out() -> tuple[Array, Array]:
     with np.load(demo_digits.eval_path()) as data:
         return data["x"], data["y"]
-
-
-def _probs(path: Path, x: Array) -> Array:
-    """Outputs of every sample, straight through LiteRT / ONNX Runtime."""
-    rows = []
-    if path.suffix == ".tflite":
-        from ai_edge_litert.interpreter import Interpreter
-
-        it = Interpreter(model_path=str(path))
-        it.allocate_tensors()
-        inp, out = it.get_input_details()[0], it.get_output_details()[0]
-        for sample in x:
-            value = sample[None]
-            if inp["dtype"] == np.int8:
-                scale, zero = inp["quantization"]
-                value = np.clip(np.round(value / scale + zero), -128, 127).astype(np.int8)
-            it.set_tensor(inp["index"], value)
-            it.invoke()
-            y = it.get_tensor(out["index"]).astype(np.float32)
-            if out["dtype"] == np.int8:
-                scale, zero = out["quantization"]
-                y = (y - zero) * scale
-            rows.append(y[0])
-        return np.stack(rows)
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return np.stack([session.run(None, {name: s[None]})[0][0] for s in x])
 
 
 def test_the_committed_models_are_what_the_weights_build() -> None:
@@ -72,7 +44,7 @@ def test_the_data_files_have_the_documented_shapes() -> None:
 @pytest.mark.parametrize("fmt", ["tflite", "onnx"])
 def test_the_trained_cnn_classifies_held_out_digits(fmt: str) -> None:
     x, y = _held_out()
-    probs = _probs(demo_digits.model_path(fmt), x)
+    probs = outputs(demo_digits.model_path(fmt), x)
     top1 = float(np.mean(np.argmax(probs, axis=1) == y))
     assert top1 >= 0.95, top1
     # The runtime computes what the NumPy reference (the training code's forward) does.
@@ -92,8 +64,8 @@ def test_fiq_keeps_top1_within_two_points_of_fp32(fmt: str, tmp_path: Path) -> N
         eval_data=demo_digits.eval_path(),
     )
     assert fiq.made and fiq.path is not None, fiq.reason
-    top1_fp32 = float(np.mean(np.argmax(_probs(demo_digits.model_path(fmt), x), axis=1) == y))
-    top1_fiq = float(np.mean(np.argmax(_probs(fiq.path, x), axis=1) == y))
+    top1_fp32 = float(np.mean(np.argmax(outputs(demo_digits.model_path(fmt), x), axis=1) == y))
+    top1_fiq = float(np.mean(np.argmax(outputs(fiq.path, x), axis=1) == y))
     assert abs(top1_fiq - top1_fp32) <= 0.02, (top1_fp32, top1_fiq)
     # The variant's own check saw the same on the held-out set.
     assert fiq.check is not None and fiq.check.n == 360

@@ -8,7 +8,6 @@ import hashlib
 import importlib.metadata
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from modelkit.variants.check import compare
 from modelkit.variants.make import NO_CALIBRATION_REASON, NO_FLOAT_WEIGHTS_REASON
 from modelkit.variants.record import Outcome, read_record
 from profiler.analysis import analyze
+from tests.support.run_model import run_once
 
 SPEC = CnnSpec(hw=16, in_ch=3, c1=32, c2=64, classes=10)
 """3,840 kernel weights: big enough that weight bytes dominate the file size."""
@@ -64,32 +64,6 @@ def made(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     return Made(source, calibration, base / "out")
 
 
-def _run(path: Path, x: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], str, str]:
-    """Output of one sample straight through the runtime, and the input/output dtypes."""
-    if path.suffix == ".tflite":
-        from ai_edge_litert.interpreter import Interpreter
-
-        it = Interpreter(model_path=str(path))
-        it.allocate_tensors()
-        inp, out = it.get_input_details()[0], it.get_output_details()[0]
-        value = x
-        if inp["dtype"] == np.int8:
-            scale, zero = inp["quantization"]
-            value = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
-        it.set_tensor(inp["index"], value)
-        it.invoke()
-        y = it.get_tensor(out["index"]).astype(np.float32)
-        if out["dtype"] == np.int8:
-            scale, zero = out["quantization"]
-            y = (y - zero) * scale
-        return y, np.dtype(inp["dtype"]).name, np.dtype(out["dtype"]).name
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    y = session.run(None, {session.get_inputs()[0].name: x})[0]
-    return np.asarray(y), session.get_inputs()[0].type, session.get_outputs()[0].type
-
-
 def test_every_kind_is_made_or_says_why(made: Made) -> None:
     names = [o.name for o in made.outcomes]
     assert names == ["fp32", "f16", "blq", "wo8", "fiq", "prn50", "prn75", "prq50", "prq75"]
@@ -105,12 +79,12 @@ def test_every_kind_is_made_or_says_why(made: Made) -> None:
 def test_each_variant_loads_and_runs_in_its_runtime(made: Made) -> None:
     with np.load(made.calibration) as data:
         x = data["x"][:1]
-    reference, _, _ = _run(made.source, x)
+    reference, _, _ = run_once(made.source, x)
     for o in made.outcomes:
         if not o.made:
             continue
         assert o.path is not None and o.path.is_file()
-        y, _, _ = _run(o.path, x)
+        y, _, _ = run_once(o.path, x)
         assert y.shape == reference.shape == (1, SPEC.classes), o.name
         assert np.all(np.isfinite(y)), o.name
 
@@ -166,7 +140,7 @@ def test_weight_and_io_dtypes_are_what_the_recipe_says(made: Made) -> None:
         else:  # blq, wo8, fiq, prq: every kernel stored as int8
             assert dtypes.get("int8", 0) >= kernels, o.name
         assert o.path is not None
-        _, in_type, out_type = _run(o.path, x)
+        _, in_type, out_type = run_once(o.path, x)
         if tflite and o.kind == "fiq":
             assert (in_type, out_type) == ("int8", "int8")
         elif tflite:
