@@ -23,6 +23,7 @@ from hostctl import (
     cmd_profile,
     cmd_push,
     cmd_results,
+    cmd_variants,
 )
 from hostctl.cmdutil import HelpGroup, configure_logging
 
@@ -152,6 +153,7 @@ for _command in (
     cmd_push,
     cmd_results,
     cmd_demo,
+    cmd_variants,
 ):
     _command.register(app)
 
