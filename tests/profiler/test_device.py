@@ -193,7 +193,9 @@ def test_agx_orin_jetpack62(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert board["power_mode"] == {"name": "50W", "id": 3, "source": "status"}
 
 
-def test_nvpmodel_tool_wins_on_the_real_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nvpmodel_tool_wins_on_the_real_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tools = tmp_path / "bin"
     tools.mkdir()
     script = tools / "nvpmodel"
