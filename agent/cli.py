@@ -6,119 +6,73 @@ offline state, disconnect cleanly and exit 0.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from types import FrameType
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from agent import __version__
 from agent.config import AgentSettings, ConfigError, load_settings
 
-app = typer.Typer(
-    name="edgeprof-agent",
-    help="The edgeprof device daemon: runs signed profiling jobs pushed over MQTT.",
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+# argparse, not typer: the daemon lives on 512 MB boards, and typer (with the
+# pydantic it now imports while parsing) costs the idle agent ~10 MB of its
+# ~38 MB (bench/footprint.py); hostctl, on a laptop, keeps typer.
+
+_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--broker", "broker", {"help": "Broker URL: mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (env EDGEPROF_BROKER)."}),
+    ("--device-id", "device_id", {"help": "This device's id (env EDGEPROF_DEVICE_ID)."}),
+    ("--tag", "tags", {"action": "append", "help": "A label hosts can target (repeatable) (env EDGEPROF_TAGS, comma list)."}),
+    ("--trust", "trust", {"action": "append", "help": "Host public key to trust (host.pub from `hostctl keys init`; repeatable) (env EDGEPROF_TRUST)."}),
+    ("--allow-unsigned", "allow_unsigned", {"action": "store_const", "const": True, "help": "DEVELOPMENT ONLY: accept unsigned jobs."}),
+    ("--cache-dir", "cache_dir", {"help": "Models, downloads and unsent results (env EDGEPROF_CACHE_DIR)."}),
+    ("--cache-quota-mb", "cache_quota_mb", {"type": int, "help": "Model cache size limit in MiB (default 2048)."}),
+    ("--config", "config", {"help": "TOML config file (flags and env variables override it)."}),
+    ("--username", "username", {"help": "Broker user name (env EDGEPROF_USERNAME)."}),
+    ("--password-file", "password_file", {"help": "File holding the broker password (env EDGEPROF_PASSWORD / EDGEPROF_PASSWORD_FILE)."}),
+    ("--ca-cert", "ca_cert", {"help": "CA bundle for mqtts://."}),
+    ("--client-cert", "client_cert", {"help": "TLS client certificate."}),
+    ("--client-key", "client_key", {"help": "TLS client key."}),
+    ("--log-level", "log_level", {"help": "DEBUG, INFO, WARNING or ERROR."}),
+)  # fmt: skip
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"edgeprof-agent {__version__}")
-        raise typer.Exit()
+def build_parser() -> argparse.ArgumentParser:
+    """The ``edgeprof-agent`` command line."""
+    parser = argparse.ArgumentParser(
+        prog="edgeprof-agent",
+        description="The edgeprof device daemon: runs signed profiling jobs pushed over MQTT. "
+        "Connects to the broker, announces this device and runs jobs one at a time.",
+    )
+    for flag, dest, kwargs in _OPTIONS:
+        parser.add_argument(flag, dest=dest, default=None, **kwargs)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"edgeprof-agent {__version__}",
+        help="Show the version.",
+    )
+    return parser
 
 
-@app.command()
-def run(
-    broker: Annotated[
-        str | None,
-        typer.Option(
-            help="Broker URL: mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (env EDGEPROF_BROKER)."
-        ),
-    ] = None,
-    device_id: Annotated[
-        str | None, typer.Option("--device-id", help="This device's id (env EDGEPROF_DEVICE_ID).")
-    ] = None,
-    tag: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--tag", help="A label hosts can target (repeatable) (env EDGEPROF_TAGS, comma list)."
-        ),
-    ] = None,
-    trust: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--trust",
-            help="Host public key to trust (host.pub from `hostctl keys init`; repeatable) (env EDGEPROF_TRUST).",
-        ),
-    ] = None,
-    allow_unsigned: Annotated[
-        bool, typer.Option("--allow-unsigned", help="DEVELOPMENT ONLY: accept unsigned jobs.")
-    ] = False,
-    cache_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--cache-dir", help="Models, downloads and unsent results (env EDGEPROF_CACHE_DIR)."
-        ),
-    ] = None,
-    cache_quota_mb: Annotated[
-        int | None,
-        typer.Option("--cache-quota-mb", help="Model cache size limit in MiB (default 2048)."),
-    ] = None,
-    config: Annotated[
-        str | None,
-        typer.Option("--config", help="TOML config file (flags and env variables override it)."),
-    ] = None,
-    username: Annotated[
-        str | None, typer.Option(help="Broker user name (env EDGEPROF_USERNAME).")
-    ] = None,
-    password_file: Annotated[
-        str | None,
-        typer.Option(
-            "--password-file",
-            help="File holding the broker password (env EDGEPROF_PASSWORD / EDGEPROF_PASSWORD_FILE).",
-        ),
-    ] = None,
-    ca_cert: Annotated[
-        str | None, typer.Option("--ca-cert", help="CA bundle for mqtts://.")
-    ] = None,
-    client_cert: Annotated[
-        str | None, typer.Option("--client-cert", help="TLS client certificate.")
-    ] = None,
-    client_key: Annotated[str | None, typer.Option("--client-key", help="TLS client key.")] = None,
-    log_level: Annotated[
-        str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
-    ] = None,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
-    ] = False,
-) -> None:
-    """Connect to the broker, announce this device and run jobs one at a time."""
-    cli: dict[str, Any] = {
-        "broker": broker,
-        "device_id": device_id,
-        "tags": tag,
-        "trust": trust,
-        "allow_unsigned": True if allow_unsigned else None,
-        "cache_dir": cache_dir,
-        "cache_quota_mb": cache_quota_mb,
-        "username": username,
-        "password_file": password_file,
-        "ca_cert": ca_cert,
-        "client_cert": client_cert,
-        "client_key": client_key,
-        "log_level": log_level,
-    }
+def _error(message: str) -> None:
+    # One line on stderr, red when it is a terminal (as typer.secho did).
+    red = sys.stderr.isatty()
+    sys.stderr.write(("\x1b[31m" if red else "") + message + ("\x1b[0m" if red else "") + "\n")
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line, validate the settings once, run the daemon; the exit status."""
+    args = vars(build_parser().parse_args(argv))
+    config = args.pop("config")
     try:
-        settings = load_settings(cli, config_file=config)
+        settings = load_settings(args, config_file=config)
     except ConfigError as exc:
-        typer.secho(f"edgeprof-agent: error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
-    raise typer.Exit(serve(settings))
+        _error(f"edgeprof-agent: error: {exc}")
+        return 1
+    return serve(settings)
 
 
 def serve(settings: AgentSettings) -> int:
@@ -133,11 +87,7 @@ def serve(settings: AgentSettings) -> int:
     try:
         agent = Agent(settings)
     except OSError as exc:
-        typer.secho(
-            f"edgeprof-agent: error: cannot use cache dir {settings.cache_dir}: {exc}",
-            fg="red",
-            err=True,
-        )
+        _error(f"edgeprof-agent: error: cannot use cache dir {settings.cache_dir}: {exc}")
         return 1
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -151,4 +101,4 @@ def serve(settings: AgentSettings) -> int:
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    sys.exit(run())

@@ -38,7 +38,7 @@ from bench.fleet_common import (
 )
 
 DEVICE = "bench-idle"
-TARGET_RSS_MB = 40.0
+TARGET_RSS_MB = 30.0
 TARGET_CPU_PCT = 1.0
 RUNTIME_MARKERS = ("onnxruntime", "ai_edge_litert", "tflite_runtime", "tensorflow", "numpy")
 

@@ -29,8 +29,10 @@ _PHASE_TEXT = {
     "inputs": "preparing inputs",
     "first_inference": "first inference",
     "warmup": "warming up",
+    "cooling": "cooling down",
     "steady": "measuring",
     "accuracy": "evaluating accuracy",
+    "profiling_ops": "profiling ops",
     "finishing": "finishing",
 }
 
@@ -66,6 +68,9 @@ def profile_command(
     seed: options.Seed = None,
     input_value: options.InputValue = None,
     input_range: options.InputRange = None,
+    sustained: options.Sustained = None,
+    cool_down: options.CoolDown = False,
+    per_op: options.PerOp = False,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Wall-clock limit of the worker, seconds.")
     ] = None,
@@ -102,6 +107,9 @@ def profile_command(
             timeout_s=timeout,
             input_values=input_value,
             input_ranges=input_range,
+            sustained=sustained,
+            cool_down=cool_down,
+            per_op=per_op,
         )
     except ValueError as exc:
         raise _fail(option_names(str(exc))) from None
@@ -124,8 +132,13 @@ def profile_command(
         from rich.console import Console
 
         from hostctl.render import result_detail
+        from hostctl.render_extras import extras_detail
 
-        Console().print(result_detail(result))
+        console = Console()
+        console.print(result_detail(result))
+        extras = extras_detail(result)
+        if extras is not None:
+            console.print(extras)
     if result.get("status") != "ok":
         raise typer.Exit(1)
 

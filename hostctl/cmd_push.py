@@ -113,6 +113,9 @@ def push_command(
     seed: options.Seed = None,
     input_value: options.InputValue = None,
     input_range: options.InputRange = None,
+    sustained: options.Sustained = None,
+    cool_down: options.CoolDown = False,
+    per_op: options.PerOp = False,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1.0, help="Seconds to wait for all results.")
     ] = 600.0,
@@ -158,6 +161,9 @@ def push_command(
                 input_values=input_value,
                 input_ranges=input_range,
                 inputs_attached=inputs is not None,
+                sustained=sustained,
+                cool_down=cool_down,
+                per_op=per_op,
             )
         except ValueError as exc:
             raise HostctlError(option_names(str(exc))) from None
@@ -166,6 +172,9 @@ def push_command(
         for model in models:  # nothing leaves the host that no device could run
             for warning in preflight(model, settings).warnings:
                 warning_line(warning)
+        # A sustained run outlasts the default wait: wait at least as long as the worker may run.
+        if settings.sustained_s is not None:
+            timeout = max(timeout, settings.effective_timeout() + 60.0)
         outcome = run_push(
             options,
             models=models,

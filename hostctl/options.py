@@ -86,6 +86,32 @@ InputRange = Annotated[
 Label = Annotated[
     str | None, typer.Option("--label", help="Free-form label stored with the result.")
 ]
+Sustained = Annotated[
+    str | None,
+    typer.Option(
+        "--sustained",
+        help="Run continuously this long (e.g. 10m, 90s) and record a timeline: per-block "
+        "p50, temperature, frequency, throttling.",
+        show_default=False,
+    ),
+]
+CoolDown = Annotated[
+    bool,
+    typer.Option(
+        "--cool-down/--no-cool-down",
+        help="Before measuring, wait (at most 5 min) until the CPU is back near idle temperature.",
+        metavar="",
+    ),
+]
+PerOp = Annotated[
+    bool,
+    typer.Option(
+        "--per-op",
+        help="After measuring, a separate profiling pass: share of time per op type "
+        "(ONNX Runtime; LiteRT exposes none).",
+        metavar="",
+    ),
+]
 
 
 def option_names(message: str) -> str:
@@ -114,6 +140,9 @@ def build_settings(
     input_values: list[str] | None = None,
     input_ranges: list[str] | None = None,
     inputs_attached: bool = False,
+    sustained: str | None = None,
+    cool_down: bool = False,
+    per_op: bool = False,
 ) -> Any:
     """ProfileSettings from CLI values; options left as None keep the defaults.
 
@@ -124,6 +153,7 @@ def build_settings(
     from profiler.settings import (
         ProfileSettings,
         check_no_fills_with_inputs_file,
+        parse_duration,
         parse_input_range_option,
         parse_input_value_option,
         parse_shape_option,
@@ -156,6 +186,15 @@ def build_settings(
         check_no_fills_with_inputs_file(input_values, input_ranges)
     if timeout_s is not None and timeout_s <= 0:
         raise ValueError("--timeout must be positive")
+    if sustained is not None:
+        try:
+            kwargs["sustained_s"] = parse_duration(sustained)
+        except ValueError as exc:
+            raise ValueError(f"--sustained {exc}") from None
+    if cool_down:
+        kwargs["cool_down"] = True
+    if per_op:
+        kwargs["per_op"] = True
     return ProfileSettings(**kwargs)
 
 

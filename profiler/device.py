@@ -39,6 +39,77 @@ _ARM_PARTS: dict[int, str] = {
     0xC09: "Cortex-A9",
 }
 _NVIDIA_PARTS: dict[int, str] = {0x004: "NVIDIA Carmel"}
+_GENERIC_ARM_NAME = re.compile(r"^ARMv\d+ Processor rev \d+", re.IGNORECASE)
+
+CPU_SPEED_FEATURES: dict[str, tuple[str, ...]] = {
+    # arm64 hwcaps as /proc/cpuinfo names them (kernel Documentation/arch/arm64/elf_hwcaps.rst)
+    "arm64": ("asimd", "asimddp", "fphp", "asimdhp", "i8mm", "bf16", "sve", "sve2", "sme"),
+    # x86 flags that decide int8 / fp16 kernels (VNNI dot products, AMX tiles, F16C, AVX512-FP16)
+    "x86": (
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512_vnni",
+        "avx_vnni",
+        "avx512_bf16",
+        "avx512_fp16",
+        "amx_int8",
+        "amx_bf16",
+    ),
+}
+"""CPU features that decide which int8/fp16 kernels a runtime can use, by ISA.
+
+arm64: ``asimddp`` (SDOT/UDOT int8 dot product: ~4x int8 GEMM throughput),
+``fphp``/``asimdhp`` (fp16 arithmetic), ``i8mm`` (int8 matrix multiply),
+``bf16``, ``sve``/``sve2``/``sme`` (scalable vectors). A Pi 4's Cortex-A72 has
+none of the dot-product/fp16 ones, a Pi 5's Cortex-A76 and Orin's Cortex-A78AE
+have ``asimddp`` and fp16 but neither ``i8mm`` nor ``sve``.
+"""
+
+# SoC names by the last (most generic) device-tree ``compatible`` entry.
+_SOCS: dict[str, str] = {
+    "brcm,bcm2835": "Broadcom BCM2835",
+    "brcm,bcm2836": "Broadcom BCM2836",
+    "brcm,bcm2837": "Broadcom BCM2837",
+    "brcm,bcm2711": "Broadcom BCM2711",
+    "brcm,bcm2712": "Broadcom BCM2712",
+    "nvidia,tegra210": "NVIDIA Tegra X1 (T210)",
+    "nvidia,tegra186": "NVIDIA Tegra X2 (T186)",
+    "nvidia,tegra194": "NVIDIA Xavier (T194)",
+    "nvidia,tegra234": "NVIDIA Orin (T234)",
+    "rockchip,rk3588": "Rockchip RK3588",
+    "rockchip,rk3399": "Rockchip RK3399",
+    "amlogic,g12b": "Amlogic S922X (G12B)",
+}
+
+# L4T release (/etc/nv_tegra_release) → JetPack, from NVIDIA's JetPack archive
+# (developer.nvidia.com/embedded/jetpack-archive): the L4T a JetPack ships.
+_JETPACK: dict[str, str] = {
+    "32.4.3": "4.4",
+    "32.4.4": "4.4.1",
+    "32.5.0": "4.5",
+    "32.5.1": "4.5.1",
+    "32.6.1": "4.6",
+    "32.7.1": "4.6.1",
+    "32.7.2": "4.6.2",
+    "32.7.3": "4.6.3",
+    "32.7.4": "4.6.4",
+    "32.7.5": "4.6.5",
+    "32.7.6": "4.6.6",
+    "35.1.0": "5.0.2",
+    "35.2.1": "5.1",
+    "35.3.1": "5.1.1",
+    "35.4.1": "5.1.2",
+    "35.5.0": "5.1.3",
+    "35.6.0": "5.1.4",
+    "35.6.1": "5.1.5",
+    "36.2.0": "6.0 DP",
+    "36.3.0": "6.0",
+    "36.4.0": "6.1",
+    "36.4.3": "6.2",
+    "36.4.4": "6.2.1",
+}
 
 
 def _read(path: str) -> str | None:
@@ -76,7 +147,9 @@ def cpu_model(cpuinfo: str | None) -> str | None:
         return None
     fields = _cpuinfo_fields(cpuinfo)
     name = _first(fields, "model name")
-    if name:
+    # JetPack 4's 4.9 kernel prints "ARMv8 Processor rev 1 (v8l)" for every
+    # core: a placeholder, not a name; the MIDR codes below say more.
+    if name and not _GENERIC_ARM_NAME.match(name):
         return re.sub(r"\s+", " ", name)
     implementer, part = _first(fields, "CPU implementer"), _first(fields, "CPU part")
     if implementer and part:
@@ -116,6 +189,143 @@ def board_model(root: str = "/") -> str | None:
     if product not in placeholder:
         return f"{vendor} {product}".strip() if vendor not in placeholder else product
     return None
+
+
+def _dt_strings(root: str, name: str) -> list[str]:
+    """A device-tree property as its NUL-separated strings (``compatible``)."""
+    for base in ("proc/device-tree", "sys/firmware/devicetree/base"):
+        raw = _read(os.path.join(root, base, name))
+        if raw is not None:
+            return [part.strip() for part in raw.split("\x00") if part.strip()]
+    return []
+
+
+def soc_name(compatible: Sequence[str]) -> str | None:
+    """The SoC from device-tree ``compatible`` strings (most specific board first, SoC last)."""
+    for entry in reversed(compatible):
+        if entry in _SOCS:
+            return _SOCS[entry]
+    if compatible:
+        _vendor, _, chip = compatible[-1].partition(",")
+        return chip.upper() if chip else None
+    return None
+
+
+def cpu_cores(cpuinfo: str | None) -> dict[str, int] | None:
+    """Core types and their counts from MIDR codes, e.g. {"Cortex-A55": 4, "Cortex-A76": 4}."""
+    if not cpuinfo:
+        return None
+    counts: dict[str, int] = {}
+    implementer: int | None = None
+    for key, value in _cpuinfo_fields(cpuinfo):
+        try:
+            if key == "CPU implementer":
+                implementer = int(value, 0)
+            elif key == "CPU part" and implementer is not None:
+                part = int(value, 0)
+                table = {0x41: _ARM_PARTS, 0x4E: _NVIDIA_PARTS}.get(implementer, {})
+                label = table.get(part, f"0x{implementer:02x}:0x{part:03x}")
+                counts[label] = counts.get(label, 0) + 1
+        except ValueError:
+            continue
+    return counts or None
+
+
+def cpu_features(cpuinfo: str | None) -> dict[str, Any] | None:
+    """The int8/fp16-deciding CPU features present: ``{isa, present[], missing[]}``.
+
+    From the first ``Features`` (arm64) or ``flags`` (x86) line of /proc/cpuinfo;
+    None when there is neither.
+    """
+    if not cpuinfo:
+        return None
+    fields = _cpuinfo_fields(cpuinfo)
+    arm = _first(fields, "Features")
+    x86 = _first(fields, "flags")
+    isa, line = ("arm64", arm) if arm else ("x86", x86) if x86 else (None, None)
+    if isa is None or line is None:
+        return None
+    have = set(line.split())
+    wanted = CPU_SPEED_FEATURES[isa]
+    return {
+        "isa": isa,
+        "present": [f for f in wanted if f in have],
+        "missing": [f for f in wanted if f not in have],
+    }
+
+
+def l4t_release(root: str = "/") -> dict[str, Any] | None:
+    """Jetson Linux (L4T) release from /etc/nv_tegra_release, with the JetPack that ships it.
+
+    The file's first line reads ``# R36 (release), REVISION: 3.0, GCID: ...,
+    BOARD: generic, EABI: aarch64, DATE: ...``; ``jetpack`` is None for an L4T
+    release not in the table.
+    """
+    text = _read(os.path.join(root, "etc/nv_tegra_release"))
+    if not text:
+        return None
+    match = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
+    if not match:
+        return None
+    revision = match.group(2)
+    if revision.count(".") == 0:
+        revision += ".0"
+    l4t = f"{match.group(1)}.{revision}"
+    board = re.search(r"BOARD:\s*([\w.-]+)", text)
+    return {
+        "l4t": l4t,
+        "jetpack": _JETPACK.get(l4t),
+        "board": board.group(1) if board else None,
+    }
+
+
+def _nvpmodel_names(root: str) -> dict[int, str]:
+    """Power-mode names by id from /etc/nvpmodel.conf (``< POWER_MODEL ID=0 NAME=15W >``)."""
+    text = _read(os.path.join(root, "etc/nvpmodel.conf"))
+    if not text:
+        return {}
+    return {
+        int(m.group(1)): m.group(2)
+        for m in re.finditer(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=([^\s>]+)", text)
+    }
+
+
+def power_mode(root: str = "/") -> dict[str, Any] | None:
+    """The Jetson power mode ``{id, name, source}`` (nvpmodel), None elsewhere.
+
+    ``nvpmodel -q`` on the real root; else /var/lib/nvpmodel/status; a missing
+    name is looked up in /etc/nvpmodel.conf.
+    """
+    from profiler.environment import jetson_power_mode
+
+    mode = jetson_power_mode(root, use_tool=root == "/")
+    if mode is None:
+        return None
+    if mode.get("name") is None and mode.get("id") is not None:
+        mode["name"] = _nvpmodel_names(root).get(int(mode["id"]))
+    return mode
+
+
+def board_info(root: str = "/", cpuinfo: str | None = None) -> dict[str, Any]:
+    """``device.board``: what the board says about itself (device tree, L4T, nvpmodel).
+
+    ``{model, compatible[], soc, cpu_cores{type: count}, cpu_features{isa,
+    present[], missing[]}, l4t{l4t, jetpack, board}, power_mode{id, name,
+    source}}``; absent parts are None (a PC has no device tree).
+    """
+    if cpuinfo is None:
+        cpuinfo = _read(os.path.join(root, "proc/cpuinfo"))
+    model = _dt_strings(root, "model")
+    compatible = _dt_strings(root, "compatible")
+    return {
+        "model": model[0] if model else None,
+        "compatible": compatible,
+        "soc": soc_name(compatible),
+        "cpu_cores": cpu_cores(cpuinfo),
+        "cpu_features": cpu_features(cpuinfo),
+        "l4t": l4t_release(root),
+        "power_mode": power_mode(root),
+    }
 
 
 def os_name(root: str = "/") -> str | None:
@@ -162,9 +372,10 @@ def device_info(
 ) -> dict[str, Any]:
     """The result document's ``device`` object for this machine.
 
-    ``{id, hostname, machine, arch, cpu, cores, ram_mb, os, python, tags}``;
-    ``id`` defaults to the host name. ``root`` points the /proc, /sys and /etc
-    readers elsewhere (tests); unknown fields are None.
+    ``{id, hostname, machine, arch, cpu, cores, ram_mb, os, python, tags,
+    board{...}}`` (``board``: see :func:`board_info`); ``id`` defaults to the
+    host name. ``root`` points the /proc, /sys and /etc readers elsewhere
+    (tests); unknown fields are None.
     """
     hostname = socket.gethostname()
     arch = platform.machine() or None
@@ -182,4 +393,5 @@ def device_info(
         "kernel": platform.release() or None,
         "python": platform.python_version(),
         "tags": list(tags),
+        "board": board_info(root, cpuinfo),
     }

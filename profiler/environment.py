@@ -202,9 +202,12 @@ def pi_throttled() -> dict[str, Any] | None:
     return decode_pi_throttled(int(match.group(1), 0))
 
 
-def jetson_power_mode(root: str = "/") -> dict[str, Any] | None:
-    """Jetson power mode from ``nvpmodel -q`` or /var/lib/nvpmodel/status."""
-    out = _run_tool(["nvpmodel", "-q"])
+def jetson_power_mode(root: str = "/", *, use_tool: bool = True) -> dict[str, Any] | None:
+    """Jetson power mode from ``nvpmodel -q`` or /var/lib/nvpmodel/status.
+
+    ``use_tool=False`` reads only the file under ``root`` (a recorded tree).
+    """
+    out = _run_tool(["nvpmodel", "-q"]) if use_tool else None
     if out is not None:
         name = re.search(r"NV Power Mode:\s*(.+)", out)
         ident = re.search(r"^\s*(\d+)\s*$", out, re.MULTILINE)

@@ -40,6 +40,9 @@ RESULT_KEYS = (
     "error",
     "phases",
     "samples",
+    "energy",
+    "timeline",
+    "per_op",
     "edgeprof_version",
 )
 """Top-level keys of every result document, in order."""
@@ -174,6 +177,11 @@ def build_result(
     error: Mapping[str, str] | None = None,
     phases: Mapping[str, Any] | None = None,
     samples: Mapping[str, Any] | None = None,
+    energy: Mapping[str, Any] | None = None,
+    timeline: Sequence[Mapping[str, Any]] | None = None,
+    per_op: Sequence[Mapping[str, Any]] | None = None,
+    sustained: Mapping[str, Any] | None = None,
+    per_op_info: Mapping[str, Any] | None = None,
     created_at: str | None = None,
 ) -> dict[str, Any]:
     """A complete result document with every key of :data:`RESULT_KEYS`.
@@ -181,6 +189,18 @@ def build_result(
     Plus ``accuracy_error`` (an extra key, always present): ``{code, message}``
     when the ``--eval`` accuracy phase failed after the latency was measured
     (``accuracy`` is then null and ``flags`` has ``accuracy_error``), else null.
+
+    DESIGN's optional keys, null when absent: ``energy{mj_per_inference, ci95,
+    avg_power_w, idle_power_w, rail, source, samples, ...}`` (profiler.energy),
+    ``timeline[]`` (``--sustained``: per block ``{t_s, seconds, runs, p50_ms,
+    p90_ms, temp_c, cpu_freq_mhz, cpu_freq_cap_mhz, throttle_bits, throttled}``,
+    profiler.sustained), ``per_op[]`` (``--per-op``: per op type ``{op_type,
+    share, total_ms, ms_per_run, calls_per_run, nodes, providers[]}``,
+    profiler.per_op). Extra keys beside them, also always present:
+    ``sustained{duration_s, blocks, throttle_began_s, latency_before_ms,
+    latency_after_ms, slowdown, temp_c_first, temp_c_max}`` and
+    ``per_op_info{source, runs, kernel_ms_per_run, run_ms_per_run,
+    top_nodes[], note}`` (with ``--per-op``; for LiteRT only the note).
     """
     if status not in ("ok", "error"):
         raise ValueError(f"status must be 'ok' or 'error', not {status!r}")
@@ -207,5 +227,10 @@ def build_result(
         "error": dict(error) if error is not None else None,
         "phases": dict(phases) if phases is not None else None,
         "samples": dict(samples) if samples is not None else None,
+        "energy": dict(energy) if energy is not None else None,
+        "timeline": [dict(row) for row in timeline] if timeline is not None else None,
+        "per_op": [dict(row) for row in per_op] if per_op is not None else None,
+        "sustained": dict(sustained) if sustained is not None else None,
+        "per_op_info": dict(per_op_info) if per_op_info is not None else None,
         "edgeprof_version": __version__,
     }

@@ -349,11 +349,11 @@ def _device(device_id: str | None, tags: Sequence[str]) -> dict[str, Any]:
         return {"id": device_id, "tags": list(tags)}
 
 
-def _snapshot() -> dict[str, Any] | None:
+def _snapshot(root: str = "/") -> dict[str, Any] | None:
     from profiler.environment import snapshot
 
     try:
-        return snapshot()
+        return snapshot(root)
     except Exception:  # environment readings are best effort
         log.exception("could not read the environment")
         return None
@@ -449,6 +449,7 @@ def profile(
     worker_cmd: Sequence[str] | None = None,
     analyze: bool = True,
     model_name: str | None = None,
+    root: str = "/",
 ) -> dict[str, Any]:
     """Measure one model in a fresh worker process and return its result document.
 
@@ -458,6 +459,8 @@ def profile(
     params/MACs/sparsity analysis child. ``model_name`` is the name to report
     (in ``model.name`` and error messages) when the file's own name means
     nothing to the user, e.g. the agent's content-addressed cache file.
+    ``root`` points the parent's sysfs/procfs readers (environment, power,
+    temperature) at another tree: tests run real profiles on recorded boards.
     """
     document = _profile(
         model_path,
@@ -469,6 +472,7 @@ def profile(
         on_phase=on_phase,
         worker_cmd=worker_cmd,
         analyze=analyze,
+        root=root,
     )
     file_name = Path(model_path).name
     if model_name and model_name != file_name:
@@ -491,8 +495,10 @@ def _profile(
     on_phase: Callable[[str], None] | None,
     worker_cmd: Sequence[str] | None,
     analyze: bool,
+    root: str = "/",
 ) -> dict[str, Any]:
     from profiler.backends import detect_format
+    from profiler.observe import Observation
     from profiler.result import build_result, model_section, settings_section
     from profiler.stats import detect_drift, latency_stats, stability_flags
     from protocol.result import decode_samples
@@ -516,19 +522,23 @@ def _profile(
             error=exc.to_dict(),
         )
 
-    env_before = _snapshot()
-    outcome = run_child(
-        {
-            "mode": "measure",
-            "model_path": str(Path(path).resolve()),
-            "settings": settings.to_dict(),
-            "analyze": analyze,
-        },
-        timeout_s=timeout_s,
-        argv=worker_cmd,
-        on_phase=on_phase,
-    )
-    env_after = _snapshot()
+    observation = Observation(settings, root)
+    worker_env = observation.before_worker()  # cool-down settle, idle power baseline
+    env_before = _snapshot(root)
+    with observation:  # power (and, sustained, thermal) samples while the worker runs
+        outcome = run_child(
+            {
+                "mode": "measure",
+                "model_path": str(Path(path).resolve()),
+                "settings": settings.to_dict(),
+                "analyze": analyze,
+                "env": worker_env,
+            },
+            timeout_s=timeout_s,
+            argv=worker_cmd,
+            on_phase=on_phase,
+        )
+    env_after = _snapshot(root)
     err = outcome_error(outcome, name, timeout_s, fmt=fmt)
     data = outcome.result or {}
     if "analysis" in data:  # done by the worker after its last memory reading
@@ -576,6 +586,10 @@ def _profile(
         flags.append("capped")  # --max-seconds ended the steady state before its minima
     if accuracy_error:
         flags.append("accuracy_error")
+    observed = observation.sections(data)
+    cool_down = (data.get("phases") or {}).get("cool_down")
+    if isinstance(cool_down, Mapping) and cool_down.get("reached") is False:
+        flags.append("not_cooled")
     return build_result(
         status="ok",
         latency_ms=stats,
@@ -586,5 +600,10 @@ def _profile(
         flags=flags,
         phases=data.get("phases"),
         samples=_kept_samples(samples) if settings.keep_samples else None,
+        energy=observed["energy"],
+        timeline=observed["timeline"],
+        sustained=observed["sustained"],
+        per_op=data.get("per_op"),
+        per_op_info=data.get("per_op_info"),
         **common,
     )

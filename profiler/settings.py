@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,20 @@ class ProfileSettings:
     """Wall-clock limit of the worker process; None derives one from the settings."""
     keep_samples: bool = True
     """Keep raw per-run latency samples in the result."""
+    sustained_s: float | None = None
+    """Sustained mode: run the model continuously this long (replaces the steady-state
+    minima and cap) and record ``timeline[]`` (per-block p50, temperature, frequency,
+    throttle state)."""
+    cool_down: bool = False
+    """Before measuring, wait until the CPU temperature is back near idle (bounded)."""
+    cool_down_margin_c: float = 2.0
+    """How close to the idle temperature (°C) the cool-down waits for."""
+    cool_down_max_s: float = 300.0
+    """Upper bound of all cool-down waiting together."""
+    per_op: bool = False
+    """After the measurement, a separate profiling pass: time per op type (ONNX Runtime)."""
+    energy: bool = True
+    """Sample the board's power during the steady state where it can be measured."""
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -73,12 +88,19 @@ class ProfileSettings:
         _check_fills(self.input_values, self.input_ranges)
         if self.inputs_path:
             check_no_fills_with_inputs_file(self.input_values, self.input_ranges)
+        if self.sustained_s is not None and self.sustained_s <= 0:
+            raise ValueError("sustained must be a positive duration")
+        if self.cool_down_margin_c < 0 or self.cool_down_max_s < 0:
+            raise ValueError("cool-down margin and limit must be 0 or more")
 
     def effective_timeout(self) -> float:
         """The worker's wall-clock limit: explicit, or generous enough for the phases."""
         if self.timeout_s is not None:
             return self.timeout_s
-        return 120.0 + self.max_seconds * 2 + self.warmup_seconds * 2
+        steady = self.sustained_s * 1.1 if self.sustained_s is not None else self.max_seconds * 2
+        cool = self.cool_down_max_s if self.cool_down else 0.0
+        per_op = 60.0 if self.per_op else 0.0
+        return 120.0 + steady + self.warmup_seconds * 2 + cool + per_op
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -205,3 +227,21 @@ def parse_shape_option(values: list[str]) -> dict[str, list[int]]:
             raise ValueError(f"--shape {value!r}: dimensions must be positive integers")
         shapes[name] = parsed
     return shapes
+
+
+_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``10m``, ``1.5h`` or ``1h30m``.
+
+    Raises ValueError with the accepted forms when ``text`` is none of them.
+    """
+    value = text.strip().lower()
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*(min|h|m|s|)", value)
+    if not value or not parts or "".join(n + u for n, u in parts) != value.replace(" ", ""):
+        raise ValueError(f"{text!r} is not a duration: use e.g. 90s, 10m, 1h or 1h30m")
+    seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: the duration must be positive")
+    return seconds

@@ -135,7 +135,12 @@ def _mb(value: float) -> float:
 
 
 def measure_and_analyze(
-    model_path: str, settings: ProfileSettings, reporter: Reporter, *, with_analysis: bool
+    model_path: str,
+    settings: ProfileSettings,
+    reporter: Reporter,
+    *,
+    with_analysis: bool,
+    env: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """:func:`measure`, then (optionally) the static analysis in the same process.
 
@@ -145,7 +150,7 @@ def measure_and_analyze(
     Raspberry Pi, and on a host running many agents). A failed analysis leaves
     ``analysis`` null and never fails the measurement.
     """
-    data = measure(model_path, settings, reporter)
+    data = measure(model_path, settings, reporter, env)
     if with_analysis:
         try:
             data["analysis"] = analyze(model_path, settings, reporter)
@@ -155,8 +160,17 @@ def measure_and_analyze(
     return data
 
 
-def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> dict[str, Any]:
-    """Load, warm up and time the model; the worker's part of the result document."""
+def measure(
+    model_path: str,
+    settings: ProfileSettings,
+    reporter: Reporter,
+    env: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Load, warm up and time the model; the worker's part of the result document.
+
+    ``env`` is what the parent measured before starting this worker:
+    ``{"root": sysfs root, "idle_c": idle temperature}`` (for ``--cool-down``).
+    """
     from profiler.backends import create_backend, detect_format
 
     reporter.enter("importing")
@@ -216,8 +230,18 @@ def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> d
         warm_runs, warm_ns = warm.runs, warm.elapsed_ns
         del warm
 
+    cool_down = _cool_down(settings, reporter, env or {}) if settings.cool_down else None
+
     reporter.enter("steady")
-    steady = _timed_loop(backend.invoke, settings.runs, int(settings.min_seconds * 1e9), max_ns)
+    blocks = None
+    # CLOCK_MONOTONIC, the parent's sampling clock: its power and thermal
+    # samples are cut to exactly this window.
+    steady_start_ns = time.monotonic_ns()
+    if settings.sustained_s is not None:
+        steady, blocks = _sustained_loop(backend.invoke, settings.sustained_s)
+    else:
+        steady = _timed_loop(backend.invoke, settings.runs, int(settings.min_seconds * 1e9), max_ns)
+    steady_end_ns = time.monotonic_ns()
     runtime = backend.runtime_info()
 
     # The model's memory is read here, before the accuracy phase: evaluation
@@ -235,6 +259,10 @@ def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> d
         except Exception as exc:  # the latency already measured stands without it
             accuracy_error = _error_for(exc, "accuracy", model_path).to_dict()
         with_eval = read_rss()
+
+    per_op = per_op_info = None
+    if settings.per_op:
+        per_op, per_op_info = _per_op_pass(fmt, model_path, settings, reporter, prepared.arrays)
 
     reporter.enter("finishing")
     return {
@@ -266,12 +294,19 @@ def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> d
                 "min_seconds": settings.min_seconds,
                 "max_seconds": settings.max_seconds,
                 "capped": steady.capped,
+                "start_ns": steady_start_ns,
+                "end_ns": steady_end_ns,
+                "clock": "CLOCK_MONOTONIC",
             },
+            "cool_down": cool_down,
             "gc_disabled": True,
             "timer": "time.perf_counter_ns",
         },
         "accuracy": accuracy,
         "accuracy_error": accuracy_error,
+        "blocks": blocks,
+        "per_op": per_op,
+        "per_op_info": per_op_info,
         "memory_mb": {
             "rss_after_imports": _mb(rss_imports),
             "rss_after_load": _mb(rss_load),
@@ -289,6 +324,61 @@ def measure(model_path: str, settings: ProfileSettings, reporter: Reporter) -> d
             ),
         },
     }
+
+
+def _sustained_loop(
+    invoke: Callable[[], None], duration_s: float
+) -> tuple[LoopOutcome, list[dict[str, Any]]]:
+    """The sustained steady state: back-to-back timed blocks (profiler.sustained)."""
+    from profiler.sustained import run_blocks
+
+    def block(min_runs: int, min_ns: int, max_ns: int) -> LoopOutcome:
+        return _timed_loop(invoke, min_runs, min_ns, max_ns)
+
+    kept, blocks, runs, elapsed = run_blocks(block, duration_s)
+    samples: array.array[int] = array.array("q", kept)
+    stride = max(1, runs // max(1, len(kept)))
+    return LoopOutcome(samples, runs, elapsed, False, stride), blocks
+
+
+def _cool_down(
+    settings: ProfileSettings, reporter: Reporter, env: dict[str, Any]
+) -> dict[str, Any]:
+    """Wait (bounded) until the CPU is back within the margin of the parent's idle reading."""
+    from profiler.environment import cpu_temperature
+    from profiler.sustained import wait_until_cool
+
+    reporter.enter("cooling")
+    root = str(env.get("root") or "/")
+    idle = env.get("idle_c")
+    limit = max(0.0, settings.cool_down_max_s - float(env.get("waited_s") or 0.0))
+    result = wait_until_cool(
+        lambda: cpu_temperature(root)[0],
+        float(idle) if isinstance(idle, (int, float)) else None,
+        settings.cool_down_margin_c,
+        limit,
+    )
+    result["idle_c"] = idle
+    result["parent"] = env.get("settle")
+    return result
+
+
+def _per_op_pass(
+    fmt: str, model_path: str, settings: ProfileSettings, reporter: Reporter, feed: Any
+) -> tuple[list[dict[str, Any]] | None, dict[str, Any]]:
+    """The separate per-op profiling pass (never the timed loop); see profiler.per_op."""
+    from profiler import per_op
+
+    if fmt != "onnx":
+        return None, per_op.unavailable(per_op.LITERT_NOTE)
+    reporter.enter("profiling_ops")
+    try:
+        return per_op.onnx_op_profile(
+            model_path, feed, threads=settings.threads, provider=settings.provider
+        )
+    except Exception as exc:  # the measurement stands without the table
+        log.debug("per-op pass failed: %s", exc)
+        return None, per_op.unavailable(f"the per-op profiling pass failed: {exc}")
 
 
 def analyze(model_path: str, settings: ProfileSettings, reporter: Reporter) -> dict[str, Any]:
@@ -340,8 +430,13 @@ def serve(request: dict[str, Any], reporter: Reporter) -> None:
         elif mode == "analyze":
             data = analyze(str(model_path), settings, reporter)
         elif mode == "measure":
+            env = request.get("env")
             data = measure_and_analyze(
-                str(model_path), settings, reporter, with_analysis=bool(request.get("analyze"))
+                str(model_path),
+                settings,
+                reporter,
+                with_analysis=bool(request.get("analyze")),
+                env=dict(env) if isinstance(env, dict) else None,
             )
         else:
             raise ProfilerError(INTERNAL, f"unknown worker mode {mode!r}")

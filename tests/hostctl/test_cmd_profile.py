@@ -182,6 +182,8 @@ def test_error_with_json_prints_the_error_document(tmp_path: Path) -> None:
         (["--input-range", "sr=1"], "expected NAME=LO,HI"),
         (["--input-value", "sr=1", "--input-range", "sr=1,2"], "keep one"),
         (["--inputs", "x.npz", "--input-value", "sr=1"], "--inputs supplies every input"),
+        (["--sustained", "ten minutes"], "--sustained"),
+        (["--sustained", "0s"], "--sustained"),
     ],
 )
 def test_invalid_options_are_one_line(args: list[str], mentions: str) -> None:
@@ -246,3 +248,22 @@ def test_help_shows_flags_without_a_value_placeholder(command: list[str]) -> Non
     out = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "120"})
     assert out.exit_code == 0 and "--help" in out.stdout
     assert "<bool>" not in out.stdout
+
+
+def test_sustained_per_op_and_cool_down_options_reach_the_result() -> None:
+    result = _invoke(
+        str(demo_model("onnx")), *FAST, "--sustained", "2s", "--per-op", "--cool-down", "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["settings"]["sustained_s"] == 2.0 and doc["settings"]["cool_down"] is True
+    assert len(doc["timeline"]) == 2 and doc["sustained"]["blocks"] == 2
+    assert doc["per_op"] and doc["per_op_info"]["runs"] >= 20
+    assert set(doc) >= {"energy", "timeline", "per_op"}
+
+
+def test_people_see_the_timeline_and_the_per_op_note() -> None:
+    result = _invoke(str(demo_model("tflite")), *FAST, "--sustained", "1s", "--per-op")
+    assert result.exit_code == 0, result.stderr
+    assert "sustained 1 s in 1 block ·" in result.stdout
+    assert "exposes no per-op timings" in result.stdout

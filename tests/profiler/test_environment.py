@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import stat
 from pathlib import Path
 
 import pytest
 
 from profiler import environment
+from tests.support.tools import fake_tool
 
 
 def _write(root: Path, rel: str, text: str) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n")
-
-
-def _tool(bin_dir: Path, name: str, script: str) -> None:
-    bin_dir.mkdir(exist_ok=True)
-    path = bin_dir / name
-    path.write_text("#!/bin/sh\n" + script + "\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-
-
-@pytest.fixture
-def no_tools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """PATH with only an empty directory (plus /bin for the shell), so no vcgencmd/nvpmodel."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/bin{os.pathsep}/usr/bin")
-    return bin_dir
 
 
 def _pi_tree(root: Path) -> None:
@@ -63,7 +46,7 @@ def test_snapshot_of_an_empty_tree_is_all_none(tmp_path: Path, no_tools: Path) -
 
 def test_raspberry_pi_tree(tmp_path: Path, no_tools: Path) -> None:
     _pi_tree(tmp_path)
-    _tool(no_tools, "vcgencmd", 'echo "throttled=0x50005"')
+    fake_tool(no_tools, "vcgencmd", 'echo "throttled=0x50005"')
     snap = environment.snapshot(str(tmp_path))
     assert snap["temp_c"] == pytest.approx(61.835)
     assert snap["temp_source"] == "thermal:cpu-thermal"
@@ -114,7 +97,7 @@ def test_jetson_power_mode_from_nvpmodel_and_status_file(tmp_path: Path, no_tool
         "id": 2,
         "source": "status",
     }
-    _tool(no_tools, "nvpmodel", 'echo "NV Power Mode: MAXN"; echo 0')
+    fake_tool(no_tools, "nvpmodel", 'echo "NV Power Mode: MAXN"; echo 0')
     assert environment.jetson_power_mode(str(tmp_path)) == {
         "name": "MAXN",
         "id": 0,
@@ -125,9 +108,9 @@ def test_jetson_power_mode_from_nvpmodel_and_status_file(tmp_path: Path, no_tool
 def test_failing_or_hanging_tool_is_none(
     tmp_path: Path, no_tools: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _tool(no_tools, "vcgencmd", "echo 'VCHI initialization failed' >&2; exit 1")
+    fake_tool(no_tools, "vcgencmd", "echo 'VCHI initialization failed' >&2; exit 1")
     assert environment.pi_throttled() is None
-    _tool(no_tools, "vcgencmd", "exec sleep 30")
+    fake_tool(no_tools, "vcgencmd", "exec sleep 30")
     monkeypatch.setattr(environment, "TOOL_TIMEOUT_S", 0.2)
     assert environment.pi_throttled() is None
 
@@ -197,7 +180,7 @@ def test_env_section(tmp_path: Path, no_tools: Path) -> None:
     _pi_tree(tmp_path)
     before = environment.snapshot(str(tmp_path))
     _write(tmp_path, "sys/class/thermal/thermal_zone0/temp", "70000")
-    _tool(no_tools, "vcgencmd", 'echo "throttled=0x0"')
+    fake_tool(no_tools, "vcgencmd", 'echo "throttled=0x0"')
     after = environment.snapshot(str(tmp_path))
     env = environment.env_section(before, after)
     assert env["temp_c_start"] == pytest.approx(61.835)
