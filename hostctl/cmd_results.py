@@ -1,15 +1,17 @@
-"""`hostctl results` (stored results as table/json/csv/markdown) and `hostctl collect`."""
+"""`hostctl results` (stored results as table/json/csv/markdown, with filters),
+`results show JOB`, `results rm JOB…`, `results prune --errors`, and `hostctl collect`."""
 
 from __future__ import annotations
 
 import json
 import logging
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from hostctl.cmdutil import global_options, user_errors
+from hostctl.cmdutil import HelpGroup, error_line, global_options, info_line, user_errors
+from hostctl.errors import HostctlError
 
 logger = logging.getLogger(__name__)
 
@@ -23,14 +25,48 @@ class OutputFormat(str, Enum):
     markdown = "markdown"
 
 
+class Status(str, Enum):
+    """Values of `--status`."""
+
+    ok = "ok"
+    error = "error"
+
+
+results_app = typer.Typer(
+    cls=HelpGroup,
+    invoke_without_command=True,
+    help="Stored results: list (with filters), show one, remove, prune.",
+)
+
+
+@results_app.callback()
 def results_command(
     ctx: typer.Context,
     device: Annotated[str | None, typer.Option("--device", "-d", help="Only this device.")] = None,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Model file name or SHA-256 prefix.")
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model file name, with or without its extension, or a SHA-256 prefix.",
+        ),
     ] = None,
     label: Annotated[
         str | None, typer.Option("--label", help="Only results with this label.")
+    ] = None,
+    status: Annotated[
+        Status | None, typer.Option("--status", help="Only ok results, or only errors.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="WHEN",
+            help="Only results from then on: 2026-12-01, 2026-12-01T10:00.",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", metavar="WHEN", help="Only results up to then.")
     ] = None,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Only the newest N results.")
@@ -38,6 +74,14 @@ def results_command(
     output: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.table,
+    include_errors: Annotated[
+        bool,
+        typer.Option(
+            "--include-errors",
+            help="Markdown: keep error rows in the study table (left out by default).",
+            metavar="",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Same as --format json.", metavar="")
     ] = False,
@@ -51,6 +95,8 @@ def results_command(
     ] = True,
 ) -> None:
     """Show stored results (after fetching any the devices still hold)."""
+    if ctx.invoked_subcommand is not None:
+        return
     options = global_options(ctx)
     with user_errors():
         if fetch:
@@ -60,8 +106,19 @@ def results_command(
         from hostctl.store import ResultStore
 
         with ResultStore(options.db) as store:
-            docs = store.query(device=device, model=model, label=label, limit=limit)
-    fmt = OutputFormat.json if as_json else output
+            docs = store.query(
+                device=device,
+                model=model,
+                label=label,
+                status=status.value if status else None,
+                since=since,
+                until=until,
+                limit=limit,
+            )
+    _print(docs, OutputFormat.json if as_json else output, include_errors=include_errors)
+
+
+def _print(docs: list[dict[str, Any]], fmt: OutputFormat, *, include_errors: bool) -> None:
     if fmt is OutputFormat.json:
         typer.echo(json.dumps(docs, indent=2))
     elif fmt is OutputFormat.csv:
@@ -71,16 +128,91 @@ def results_command(
     elif fmt is OutputFormat.markdown:
         from hostctl.tables import to_markdown
 
-        typer.echo(to_markdown(docs), nl=False)
+        typer.echo(to_markdown(docs, include_errors=include_errors), nl=False)
+    elif not docs:
+        info_line("no stored results match")
     else:
         from rich.console import Console
 
-        if not docs:
-            Console(stderr=True).print("no stored results match")
-            return
         from hostctl.render import results_table
 
         Console().print(results_table(docs))
+
+
+@results_app.command("show")
+def show_command(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(metavar="JOB", help="The job id (see `hostctl results`).")],
+    device: Annotated[
+        str | None, typer.Option("--device", "-d", help="The device, when the job ran on several.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result document, nothing else.", metavar="")
+    ] = False,
+) -> None:
+    """Everything about one stored result: the panel `hostctl profile` prints."""
+    from hostctl.store import ResultStore
+
+    options = global_options(ctx)
+    with user_errors(), ResultStore(options.db) as store:
+        docs = store.query(job_ids=[job], device=device)
+        if not docs:
+            raise HostctlError(
+                f"no stored result of job {job}"
+                + (f" on {device}" if device else "")
+                + ": see the job ids with `hostctl results`"
+            )
+        if len(docs) > 1:
+            devices = ", ".join(sorted(str((d.get("device") or {}).get("id")) for d in docs))
+            raise HostctlError(f"job {job} has results from {devices}: choose one with --device")
+    if as_json:
+        typer.echo(json.dumps(docs[0], indent=2))
+        return
+    from rich.console import Console
+
+    from hostctl.render import result_detail
+
+    Console().print(result_detail(docs[0]))
+
+
+@results_app.command("rm")
+def rm_command(
+    ctx: typer.Context,
+    jobs: Annotated[
+        list[str], typer.Argument(metavar="JOB...", help="Job ids whose results to remove.")
+    ],
+) -> None:
+    """Remove the stored results of these jobs."""
+    from hostctl.store import ResultStore
+
+    options = global_options(ctx)
+    with user_errors(), ResultStore(options.db) as store:
+        known = {str(d.get("job_id")) for d in store.query(job_ids=jobs)}
+        unknown = [j for j in jobs if j not in known]
+        removed = store.delete([j for j in jobs if j in known])
+    info_line(f"{removed} result(s) removed")
+    if unknown:
+        error_line(f"no stored result of job(s) {', '.join(unknown)}: nothing removed for them")
+        raise typer.Exit(1)
+
+
+@results_app.command("prune")
+def prune_command(
+    ctx: typer.Context,
+    errors: Annotated[
+        bool, typer.Option("--errors", help="Remove every error result.", metavar="")
+    ] = False,
+) -> None:
+    """Remove results of one kind from the store (today: error results)."""
+    if not errors:
+        error_line("say what to prune: --errors (every error result)")
+        raise typer.Exit(2)
+    from hostctl.store import ResultStore
+
+    options = global_options(ctx)
+    with user_errors(), ResultStore(options.db) as store:
+        removed = store.prune_errors()
+    info_line(f"{removed} error result(s) removed")
 
 
 def collect_command(
@@ -99,6 +231,6 @@ def collect_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `results` and `collect` to the app."""
-    app.command("results")(results_command)
+    """Add `results` (and its subcommands) and `collect` to the app."""
+    app.add_typer(results_app, name="results")
     app.command("collect")(collect_command)

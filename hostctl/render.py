@@ -163,6 +163,14 @@ def _latency_cell(result: Result) -> Text:
     return text
 
 
+def _device_cell(result: Result) -> Text:
+    """The device, and the job id dimmed below it (what `results show/rm` take)."""
+    text = Text(result.device.id or DASH)
+    if result.job_id:
+        text.append("\n" + result.job_id, style="dim")
+    return text
+
+
 def _model_cell(result: Result) -> Text:
     """The model's name (wrapped at separators), its file size and the input shape it
     ran with, dimmed below: size is a third of the accuracy / size / latency trade-off
@@ -227,7 +235,7 @@ def results_table(
             table.add_row(*row)
             continue
         cells: list[RenderableType] = [
-            cell(result.device.id),
+            _device_cell(result),
             _model_cell(result),
             cell(runtime_label(result)),
             _latency_cell(result),
