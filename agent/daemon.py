@@ -66,6 +66,9 @@ start-up and in the periodic prune); a younger one stays for a re-sent manifest.
 STALE_TEMP_S = 600.0
 """A temporary file of an interrupted atomic write older than this is deleted."""
 PRUNE_EVERY_S = 600.0
+HEARTBEAT_EVERY_S = 60.0
+"""The retained info is re-published this often (with a new ``ts``), so the host
+can say when a device was last heard even after its Last Will replaced its state."""
 # Settings that name files on the device: a remote job must not choose them. Data
 # files travel as attachments instead; the agent sets these to its cached copies.
 _LOCAL_ONLY_SETTINGS = ("inputs_path", "eval_path")
@@ -162,6 +165,7 @@ class Agent:
         self._runtimes: dict[str, Any] = {}
         self._probe_done = threading.Event()
         self._last_prune = 0.0
+        self._last_heartbeat = time.monotonic()
         will = DeviceState(self.device_id, "offline", self.epoch, time.time())
         self.session = MqttSession(
             settings,
@@ -643,6 +647,9 @@ class Agent:
                         )
             elif now >= download.next_request_at:
                 self._request_missing(download)
+        if self.session.connected and now - self._last_heartbeat > HEARTBEAT_EVERY_S:
+            self._last_heartbeat = now
+            self._publish_info()
         if now - self._last_prune > PRUNE_EVERY_S:
             self._last_prune = now
             self.records.prune()

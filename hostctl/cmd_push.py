@@ -36,6 +36,7 @@ def run_push(
     show_progress: bool,
     chunk_size: int = 64 * 1024,
     attachments: dict[str, Path] | None = None,
+    skip_offline: bool = False,
 ) -> PushOutcome:
     """Connect, push, wait; results are stored as they arrive.
 
@@ -69,6 +70,7 @@ def run_push(
                     attachments=attachments,
                     on_update=progress.update,
                     on_targets=progress.add,
+                    skip_offline=skip_offline,
                 )
         finally:
             session.close()
@@ -88,6 +90,15 @@ def push_command(
     ] = None,
     all_devices: Annotated[
         bool, typer.Option("--all", help="Target every online device.", metavar="")
+    ] = False,
+    skip_offline: Annotated[
+        bool,
+        typer.Option(
+            "--skip-offline",
+            help="With --tag/--all: leave offline devices out without failing the push "
+            "(they are still named in the outcome).",
+            metavar="",
+        ),
     ] = False,
     runs: options.Runs = None,
     warmup: options.Warmup = None,
@@ -187,24 +198,28 @@ def push_command(
             show_progress=True,
             chunk_size=chunk_size,
             attachments=attachments,
+            skip_offline=skip_offline,
         )
     if as_json:
         typer.echo(json.dumps(outcome.results, indent=2))
-    elif outcome.results:
+    elif outcome.results or outcome.failures:
         from rich.console import Console
 
         from hostctl.render import results_table
 
-        Console().print(results_table(outcome.results, title=label))
+        missing = [(f.device_id, f.model, f.state, f.reason) for f in outcome.failures]
+        Console().print(results_table(outcome.results, title=label, missing=missing))
     if outcome.interrupted:
         info_line(
             f"stopped waiting (Ctrl-C): {len(outcome.left_running)} job(s) go on on their "
             "devices; `hostctl collect` fetches their results"
         )
-    if outcome.failures:
-        for failure in outcome.failures:
-            what = f"{failure.device_id}" + (f" ({failure.model})" if failure.model else "")
-            error_line(f"{what}: {failure.state}: {failure.reason}")
+    fatal = [f for f in outcome.failures if f.fatal]
+    for failure in outcome.failures:
+        what = f"{failure.device_id}" + (f" ({failure.model})" if failure.model else "")
+        line = f"{what}: {failure.state}: {failure.reason}"
+        (error_line if failure.fatal else info_line)(line)
+    if fatal:
         raise typer.Exit(1)
     if outcome.interrupted:
         raise typer.Exit(130)

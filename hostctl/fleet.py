@@ -374,6 +374,9 @@ class Failure:
     model: str | None
     state: str
     reason: str
+    fatal: bool = True
+    """False for a target left out on purpose (an offline device under --skip-offline):
+    named in the outcome, not a reason to exit non-zero."""
 
 
 @dataclass
@@ -392,9 +395,18 @@ class PushOutcome:
 
 
 def resolve_targets(
-    fleet: Fleet, *, devices: Sequence[str], tags: Sequence[str], all_devices: bool
+    fleet: Fleet,
+    *,
+    devices: Sequence[str],
+    tags: Sequence[str],
+    all_devices: bool,
+    skip_offline: bool = False,
 ) -> tuple[list[str], list[Failure]]:
-    """Device ids to push to, and failures for named targets that cannot take a job."""
+    """Device ids to push to, and failures for targets that cannot take a job.
+
+    A device that ``--tag``/``--all`` selects but that is offline is a failure
+    (``skipped``: the push exits non-zero), or with `skip_offline` a non-fatal one:
+    either way the outcome names it."""
     if not (devices or tags or all_devices):
         raise HostctlError("no target: name devices with --device ID, --tag TAG, or use --all")
     targets: list[str] = []
@@ -415,14 +427,22 @@ def resolve_targets(
         if device.id in targets or not (all_devices or any(t in device.tags for t in tags)):
             continue
         if device.status == "offline":
-            logger.warning("skipping %s: it is offline", device.id)
+            reason = (
+                "offline" if skip_offline else "offline (--skip-offline pushes to the others only)"
+            )
+            failures.append(Failure(device.id, None, "skipped", reason, fatal=not skip_offline))
             continue
         targets.append(device.id)
     for tag in tags:
         if not any(tag in d.tags for d in fleet.devices.values()):
             failures.append(Failure(f"tag:{tag}", None, "unknown", "no device has this tag"))
-    if not targets and not failures:
-        raise HostctlError("no online device matches the targets (see `hostctl devices`)")
+    if not targets and all(f.state == "skipped" for f in failures):
+        offline = ", ".join(f.device_id for f in failures)
+        raise HostctlError(
+            "no online device matches the targets"
+            + (f" ({offline}: offline)" if offline else "")
+            + " (see `hostctl devices`)"
+        )
     return targets, failures
 
 
@@ -759,6 +779,7 @@ def push(
     attachments: dict[str, Path] | None = None,
     on_update: UpdateCallback | None = None,
     on_targets: Callable[[list[Job]], None] | None = None,
+    skip_offline: bool = False,
 ) -> PushOutcome:
     """Push `models` to the targets over a connected session and wait for the results.
 
@@ -781,7 +802,9 @@ def push(
     # Named devices only: no need to hear the whole fleet out.
     want = devices if devices and not tags and not all_devices else ()
     fleet, early = read_fleet(session, want=want)
-    targets, failures = resolve_targets(fleet, devices=devices, tags=tags, all_devices=all_devices)
+    targets, failures = resolve_targets(
+        fleet, devices=devices, tags=tags, all_devices=all_devices, skip_offline=skip_offline
+    )
     _warn_oversubscribed(fleet, targets, settings.get("threads"))
     pusher = Pusher(session, store, key, fleet=fleet, on_update=on_update)
     for device_id in targets:

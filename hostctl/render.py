@@ -196,7 +196,10 @@ def _status_cell(result: Result) -> Text:
 
 
 def results_table(
-    docs: Sequence[Mapping[str, Any] | Result], *, title: str | None = None
+    docs: Sequence[Mapping[str, Any] | Result],
+    *,
+    title: str | None = None,
+    missing: Sequence[tuple[str, str | None, str, str]] = (),
 ) -> RenderableType:
     """One row per result: device, model (size, input shape), runtime, p50 with its 95%
     CI and p90, peak memory, accuracy (when any result has one), status and flags;
@@ -204,7 +207,9 @@ def results_table(
 
     Laid out to stay readable in an 80-column terminal: intervals and flags sit
     on a second line of their cell; p99 and the rest are in ``--json`` and in the
-    single-result detail view.
+    single-result detail view. `missing` adds a row for each target that gave no
+    result: (device, model or None, state, reason), e.g. ("pi-3", None, "skipped",
+    "offline") — the table is then the push's whole outcome.
     """
     results = read_all(docs)
     with_accuracy = any(
@@ -246,6 +251,13 @@ def results_table(
             cells.append(cell(fmt.percent(top1)))
         cells.append(_status_cell(result))
         table.add_row(*cells)
+    for device_id, model, state, reason in missing:
+        row = [Text(device_id), Text(wrap_name(model or DASH)), Text(DASH), Text(DASH), Text(DASH)]
+        if with_accuracy:
+            row.append(Text(DASH))
+        style = "yellow" if state == "skipped" else "red"
+        row.append(Text(f"{state}: {reason}", style=style))
+        table.add_row(*row)
     legend = flags_legend(results)
     return Group(table, legend) if legend is not None else table
 

@@ -51,12 +51,21 @@ def test_devices_json_shape() -> None:
     assert doc["info"]["device"]["cores"] == 4 and doc["info"]["runtimes"]["litert"]
 
 
-def test_all_and_tags_take_every_device_that_is_not_offline() -> None:
+def test_all_and_tags_take_every_online_device_and_name_the_offline_ones() -> None:
     fleet = _fleet(*FLEET)
-    assert resolve_targets(fleet, devices=[], tags=[], all_devices=True) == (["pi-a", "pi-b"], [])
+    targets, failures = resolve_targets(fleet, devices=[], tags=[], all_devices=True)
+    assert targets == ["pi-a", "pi-b"]
+    assert [(f.device_id, f.state, f.fatal) for f in failures] == [("pi-c", "skipped", True)]
+    assert "--skip-offline" in failures[0].reason
     assert resolve_targets(fleet, devices=[], tags=["lab"], all_devices=False)[0] == [
         "pi-a",
         "pi-b",
+    ]
+    _, skipped = resolve_targets(
+        fleet, devices=[], tags=["lab"], all_devices=False, skip_offline=True
+    )
+    assert [(f.device_id, f.state, f.reason, f.fatal) for f in skipped] == [
+        ("pi-c", "skipped", "offline", False)
     ]
 
 
@@ -75,7 +84,7 @@ def test_named_devices_that_cannot_run_are_failures_at_once() -> None:
 def test_no_target_at_all_is_an_error() -> None:
     with pytest.raises(HostctlError, match="--device"):
         resolve_targets(_fleet(*FLEET), devices=[], tags=[], all_devices=False)
-    with pytest.raises(HostctlError, match="no online device"):
+    with pytest.raises(HostctlError, match=r"no online device .*pi-c: offline"):
         resolve_targets(_fleet(("pi-c", "offline", [])), devices=[], tags=[], all_devices=True)
 
 

@@ -1,0 +1,51 @@
+"""The fleet as a user manages it: offline targets named in a push's outcome, and
+decommissioned devices forgotten — real broker, real agents, hostctl as a subprocess."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from profiler.models import demo_model
+from tests.integration.fleet_support import TINY, Fleet, online_fleet
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+@pytest.fixture
+def fleet_one_down(tmp_path: Path) -> Iterator[Fleet]:
+    with online_fleet(tmp_path, {"pi-up": ["lab"], "pi-down": ["lab"]}) as fleet:
+        fleet.agents["pi-down"].kill()
+        fleet.host.wait_for(
+            lambda devs: devs["pi-down"]["state"] == "offline", "pi-down to go offline"
+        )
+        yield fleet
+
+
+def test_an_offline_target_is_named_and_fails_the_push_unless_skipped(
+    fleet_one_down: Fleet,
+) -> None:
+    host = fleet_one_down.host
+    model = str(demo_model("tflite"))
+    failed = host.run("push", model, "--tag", "lab", *TINY)
+    assert failed.returncode == 1, failed.stderr
+    assert "pi-up" in failed.stdout and "skipped: offline" in failed.stdout
+    assert "pi-down: skipped: offline" in failed.stderr and "--skip-offline" in failed.stderr
+    skipped = host.run("push", model, "--tag", "lab", "--skip-offline", *TINY)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "skipped: offline" in skipped.stdout and "error:" not in skipped.stderr
+
+
+def test_forget_removes_a_decommissioned_device_and_refuses_a_live_one(
+    fleet_one_down: Fleet,
+) -> None:
+    host = fleet_one_down.host
+    live = host.run("devices", "forget", "pi-up")
+    assert live.returncode == 1 and "pi-up is online" in live.stderr
+    gone = host.run("devices", "forget", "pi-down")
+    assert gone.returncode == 0, gone.stderr
+    assert set(host.devices()) == {"pi-up"}
+    again = host.run("devices", "forget", "pi-down")
+    assert again.returncode == 1 and "no device pi-down" in again.stderr
