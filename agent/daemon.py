@@ -72,7 +72,6 @@ can say when a device was last heard even after its Last Will replaced its state
 # Settings that name files on the device: a remote job must not choose them. Data
 # files travel as attachments instead; the agent sets these to its cached copies.
 _LOCAL_ONLY_SETTINGS = ("inputs_path", "eval_path")
-_ATTACHMENT_SETTINGS = {"eval": "eval_path", "inputs": "inputs_path"}
 
 
 class AgentState(Enum):
@@ -781,8 +780,12 @@ class Agent:
                 on_phase=lambda phase: self._event(
                     manifest.job_id, "running", progress={"phase": phase}
                 ),
-                # The cached file is named by its hash; report the name the host gave it.
+                # The cached files are named by their hashes: every message and the
+                # result name them as the host did.
                 model_name=manifest.model.name,
+                names={
+                    str(data_paths[kind]): manifest.attachments[kind].name for kind in data_paths
+                },
             )
         except Exception as exc:  # profile() should not raise; a result must still go back
             log.exception("the profiler raised on job %s", manifest.job_id)
@@ -793,8 +796,6 @@ class Agent:
                 "label": manifest.label,
                 "error": {"code": "internal", "message": f"profiler error: {exc}"},
             }
-        # model.name is already the host's name for it (profile(model_name=...)).
-        _name_attachments(document, manifest, data_paths)
         document.setdefault("schema", RESULT_SCHEMA)
         return document
 
@@ -819,26 +820,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _name_attachments(
-    document: dict[str, Any], manifest: JobManifest, data_paths: dict[str, Path]
-) -> None:
-    """Report the data files by the names the host gave them, not by the cache paths
-    (hash-named) the profiler saw — in the settings and in an error message."""
-    settings = document.get("settings")
-    error = document.get("error")
-    for kind, path in data_paths.items():
-        name = manifest.attachments[kind].name
-        if isinstance(settings, dict):
-            settings[_ATTACHMENT_SETTINGS[kind]] = name
-            if kind == "eval":
-                settings["eval"] = name
-            inputs = settings.get("inputs")
-            if kind == "inputs" and isinstance(inputs, dict) and inputs.get("file"):
-                inputs["file"] = name
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            error["message"] = error["message"].replace(str(path), name).replace(path.name, name)
 
 
 __all__ = ["Agent", "AgentState", "Job", "signature_code"]

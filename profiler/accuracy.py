@@ -21,6 +21,7 @@ from typing import Any
 from profiler.backends.base import Array, Backend, TensorSpec, is_static_dim
 from profiler.errors import BAD_EVAL_DATA, ProfilerError
 from profiler.inputs import NPY_MAGIC, ZIP_MAGIC, file_magic
+from profiler.names import display_name
 from profiler.result import file_sha256
 from protocol.result import encode_correct
 
@@ -48,7 +49,7 @@ def _require_npz(file: Path) -> None:
     what = "a single .npy array" if head.startswith(NPY_MAGIC) else "not a .npz archive"
     raise ProfilerError(
         BAD_EVAL_DATA,
-        f"{file.name} is {what}; give a .npz with x and y, saved with "
+        f"{display_name(file)} is {what}; give a .npz with x and y, saved with "
         "np.savez(path, x=samples, y=labels)",
     )
 
@@ -58,7 +59,7 @@ def _missing_keys(file: Path, keys: list[str]) -> None:
     if missing:
         raise ProfilerError(
             BAD_EVAL_DATA,
-            f"{file.name} lacks {' and '.join(missing)}: it has "
+            f"{display_name(file)} lacks {' and '.join(missing)}: it has "
             f"{', '.join(keys) or 'no arrays'}; save it with "
             "np.savez(path, x=samples, y=labels)",
         )
@@ -102,9 +103,11 @@ def load_eval_data(path: str) -> tuple[Array, Array]:
             _missing_keys(file, list(data.files))
             x, y = data["x"], data["y"]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ProfilerError(BAD_EVAL_DATA, f"{file.name} is not a readable .npz ({exc})") from None
-    labels = _labels(y, file.name)
-    _check_counts(tuple(x.shape), labels.shape[0], file.name)
+        raise ProfilerError(
+            BAD_EVAL_DATA, f"{display_name(file)} is not a readable .npz ({exc})"
+        ) from None
+    labels = _labels(y, display_name(file))
+    _check_counts(tuple(x.shape), labels.shape[0], display_name(file))
     return x, labels
 
 
@@ -207,11 +210,15 @@ def check_eval_file(
             with archive.open(members["y"]) as fh:
                 y = np.lib.format.read_array(fh, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ProfilerError(BAD_EVAL_DATA, f"{file.name} is not a readable .npz ({exc})") from None
-    labels = _labels(y, file.name)
-    _check_counts(tuple(x_shape), labels.shape[0], file.name)
-    _check_samples(tuple(x_shape), x_dtype, spec, file.name)
-    _check_label_range(labels, model_classes(output_specs[0] if output_specs else None), file.name)
+        raise ProfilerError(
+            BAD_EVAL_DATA, f"{display_name(file)} is not a readable .npz ({exc})"
+        ) from None
+    labels = _labels(y, display_name(file))
+    _check_counts(tuple(x_shape), labels.shape[0], display_name(file))
+    _check_samples(tuple(x_shape), x_dtype, spec, display_name(file))
+    _check_label_range(
+        labels, model_classes(output_specs[0] if output_specs else None), display_name(file)
+    )
 
 
 def _to_model_dtype(x: Array, spec: TensorSpec, file_name: str) -> Array:
@@ -251,7 +258,7 @@ def evaluate_top1(backend: Backend, eval_path: str) -> dict[str, Any]:
     """
     import numpy as np
 
-    file_name = Path(eval_path).name
+    file_name = display_name(eval_path)
     x, y = load_eval_data(eval_path)
     spec = _single_input(backend.input_specs())
     out_specs = backend.output_specs()

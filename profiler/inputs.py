@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from profiler.backends.base import Array, TensorSpec, is_static_dim
 from profiler.errors import BAD_INPUT, DYNAMIC_SHAPE, NOT_FOUND, ProfilerError
+from profiler.names import display_name
 from profiler.settings import Number
 
 if TYPE_CHECKING:
@@ -408,20 +409,20 @@ def load_input_file(path: str, specs: Sequence[TensorSpec]) -> dict[str, Array]:
     if not (head.startswith(NPY_MAGIC) or head.startswith(ZIP_MAGIC)):
         raise ProfilerError(
             BAD_INPUT,
-            f"{file.name} is neither a .npy nor a .npz file; save inputs with "
+            f"{display_name(file)} is neither a .npy nor a .npz file; save inputs with "
             "np.save(path, array) or np.savez(path, name=array, ...)",
         )
     try:
         loaded = np.load(file, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise ProfilerError(
-            BAD_INPUT, f"{file.name} is not a readable .npy/.npz file ({exc})"
+            BAD_INPUT, f"{display_name(file)} is not a readable .npy/.npz file ({exc})"
         ) from None
     if isinstance(loaded, np.ndarray):
         if len(specs) != 1:
             raise ProfilerError(
                 BAD_INPUT,
-                f"{file.name} holds one array but the model has {len(specs)} inputs "
+                f"{display_name(file)} holds one array but the model has {len(specs)} inputs "
                 f"({', '.join(names)}); give a .npz with one array per input name",
             )
         return {names[0]: loaded}
@@ -435,7 +436,7 @@ def load_input_file(path: str, specs: Sequence[TensorSpec]) -> dict[str, Array]:
             missing = [n for n in names if n not in keys]
             raise ProfilerError(
                 BAD_INPUT,
-                f"{file.name} has arrays {', '.join(keys) or '(none)'} but the model needs "
+                f"{display_name(file)} has arrays {', '.join(keys) or '(none)'} but the model needs "
                 f"{', '.join(names)} (missing {', '.join(missing)}); "
                 "name them after the inputs or save them in order (arr_0, arr_1, ...)",
             )
@@ -472,17 +473,17 @@ def prepare_inputs(
     values, ranges = values or {}, ranges or {}
     if inputs_path:
         arrays = load_input_file(inputs_path, specs)
-        check_supplied(specs, arrays, Path(inputs_path).name)
+        check_supplied(specs, arrays, display_name(inputs_path))
         resolved = resolve_shapes(specs, shapes, arrays)
         for spec in specs:
             if tuple(arrays[spec.name].shape) != resolved[spec.name]:
                 raise ProfilerError(
                     BAD_INPUT,
-                    f"{Path(inputs_path).name}: input {spec.name} has shape "
+                    f"{display_name(inputs_path)}: input {spec.name} has shape "
                     f"{_shape_text(arrays[spec.name].shape)} but --shape says "
                     f"{_shape_text(resolved[spec.name])}",
                 )
-        source: dict[str, Any] = {"source": "file", "file": Path(inputs_path).name, "seed": None}
+        source: dict[str, Any] = {"source": "file", "file": display_name(inputs_path), "seed": None}
         fills: dict[str, dict[str, Any]] = {s.name: {"fill": "file"} for s in specs}
     else:
         check_fills(specs, values, ranges)

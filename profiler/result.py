@@ -78,16 +78,20 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def model_section(
-    path: str | os.PathLike[str], analysis: Mapping[str, Any] | None = None
+    path: str | os.PathLike[str],
+    analysis: Mapping[str, Any] | None = None,
+    *,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """``model{...}``: what the file says about itself, plus analysis figures if known.
 
-    Tolerates a missing or unreadable file (an error result still names the model).
+    ``name`` is the model's display name (default: the file's name). Tolerates a
+    missing or unreadable file (an error result still names the model).
     """
     p = Path(path)
     section: dict[str, Any] = dict.fromkeys(MODEL_KEYS)
-    section["name"] = p.name
-    section["format"] = _FORMATS.get(p.suffix.lower())
+    section["name"] = name or p.name
+    section["format"] = _FORMATS.get(Path(section["name"]).suffix.lower())
     try:
         section["size_bytes"] = p.stat().st_size if p.is_file() else None
         section["sha256"] = file_sha256(p) if p.is_file() else None
@@ -126,18 +130,30 @@ def memory_section(
 
 
 def settings_section(
-    settings: ProfileSettings, inputs: Mapping[str, Any] | None = None
+    settings: ProfileSettings,
+    inputs: Mapping[str, Any] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """``settings{runs, warmup, min_seconds, inputs, input_shapes, ...}``: every option used.
 
     ``inputs`` is the worker's description of the inputs it made (source, seed or
     file, and each tensor's name, shape, dtype and fill); ``input_shapes`` ({name:
     dims}) the shapes it used, null when the run ended before they were known.
+    ``names`` maps file paths to their display names: a result names the data
+    files as the user knows them, never by a path on the device.
     """
+
+    def shown(path: str | None) -> str | None:
+        if not path:
+            return None
+        return (names or {}).get(os.path.normpath(path)) or Path(path).name
+
     section = settings.to_dict()
+    section["inputs_path"] = shown(settings.inputs_path)
+    section["eval_path"] = shown(settings.eval_path)
     if inputs is None:
         inputs = (
-            {"source": "file", "file": Path(settings.inputs_path).name, "seed": None}
+            {"source": "file", "file": shown(settings.inputs_path), "seed": None}
             if settings.inputs_path
             else {"source": "generated", "file": None, "seed": settings.seed}
         )
@@ -147,7 +163,7 @@ def settings_section(
         {str(t["name"]): list(t["shape"]) for t in tensors} if isinstance(tensors, list) else None
     )
     if settings.eval_path:
-        section["eval"] = Path(settings.eval_path).name
+        section["eval"] = shown(settings.eval_path)
     section["timeout_s"] = settings.effective_timeout()
     return section
 

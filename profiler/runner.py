@@ -449,6 +449,7 @@ def profile(
     worker_cmd: Sequence[str] | None = None,
     analyze: bool = True,
     model_name: str | None = None,
+    names: Mapping[str, str] | None = None,
     root: str = "/",
 ) -> dict[str, Any]:
     """Measure one model in a fresh worker process and return its result document.
@@ -457,12 +458,18 @@ def profile(
     result with ``status: "error"`` and ``error{code, message}``. ``worker_cmd``
     replaces ``python -m profiler.worker`` (tests); ``analyze=False`` skips the
     params/MACs/sparsity analysis child. ``model_name`` is the name to report
-    (in ``model.name`` and error messages) when the file's own name means
-    nothing to the user, e.g. the agent's content-addressed cache file.
+    (in ``model.name`` and every message) when the file's own name means
+    nothing to the user, e.g. the agent's content-addressed cache file;
+    ``names`` does the same for any path ({path: name}, e.g. the data files of
+    ``settings.eval_path`` / ``inputs_path``). The names are used where each
+    message is made, in this process and in the worker.
     ``root`` points the parent's sysfs/procfs readers (environment, power,
     temperature) at another tree: tests run real profiles on recorded boards.
     """
-    document = _profile(
+    shown = {os.path.normpath(str(p)): n for p, n in (names or {}).items() if n}
+    if model_name:
+        shown[os.path.normpath(str(model_path))] = model_name
+    return _profile(
         model_path,
         settings,
         label=label,
@@ -472,16 +479,9 @@ def profile(
         on_phase=on_phase,
         worker_cmd=worker_cmd,
         analyze=analyze,
+        names=shown,
         root=root,
     )
-    file_name = Path(model_path).name
-    if model_name and model_name != file_name:
-        if isinstance(document.get("model"), dict):
-            document["model"]["name"] = model_name
-        error = document.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            error["message"] = error["message"].replace(file_name, model_name)
-    return document
 
 
 def _profile(
@@ -495,6 +495,7 @@ def _profile(
     on_phase: Callable[[str], None] | None,
     worker_cmd: Sequence[str] | None,
     analyze: bool,
+    names: Mapping[str, str],
     root: str = "/",
 ) -> dict[str, Any]:
     from profiler.backends import detect_format
@@ -505,20 +506,22 @@ def _profile(
 
     settings = settings or ProfileSettings()
     path = str(model_path)
-    name = Path(path).name
+    name = names.get(os.path.normpath(path)) or Path(path).name
+    # The worker names files the same way (profiler.names), by absolute path too.
+    worker_names = {**names, **{str(Path(p).resolve()): n for p, n in names.items()}}
     device = _device(device_id, tags)
     timeout_s = settings.effective_timeout()
 
     try:
-        fmt = detect_format(path)
+        fmt = detect_format(path, name)
     except ProfilerError as exc:
         return build_result(
             status="error",
             job_id=job_id,
             label=label,
             device=device,
-            model=model_section(path),
-            settings=settings_section(settings),
+            model=model_section(path, name=name),
+            settings=settings_section(settings, names=names),
             error=exc.to_dict(),
         )
 
@@ -533,6 +536,7 @@ def _profile(
                 "settings": settings.to_dict(),
                 "analyze": analyze,
                 "env": worker_env,
+                "display_names": worker_names,
             },
             timeout_s=timeout_s,
             argv=worker_cmd,
@@ -550,7 +554,7 @@ def _profile(
         analysis = _analysis(path, settings, quiet=err is not None)
     else:
         analysis = None
-    model = model_section(path, analysis)
+    model = model_section(path, analysis, name=name)
     model["format"] = model.get("format") or fmt  # from the content, whatever the extension
     memory = _memory(data.get("memory_mb"), outcome.peak_rss_mb)
     common: dict[str, Any] = {
@@ -558,7 +562,7 @@ def _profile(
         "label": label,
         "device": device,
         "model": model,
-        "settings": settings_section(settings, data.get("inputs") or outcome.inputs),
+        "settings": settings_section(settings, data.get("inputs") or outcome.inputs, names),
         "memory_mb": memory,
         "env": _env(env_before, env_after),
         "runtime": data.get("runtime") or outcome.runtime,

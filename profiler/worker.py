@@ -23,11 +23,11 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 from profiler.errors import INTERNAL, OUT_OF_MEMORY, RUNTIME_ERROR, ProfilerError
 from profiler.memory import read_rss
+from profiler.names import display_name, set_display_names
 from profiler.phases import phase_words
 from profiler.settings import ProfileSettings
 from protocol.result import encode_samples
@@ -401,7 +401,7 @@ def probe(reporter: Reporter) -> dict[str, Any]:
 def _error_for(exc: BaseException, phase: str, model_path: str | None) -> ProfilerError:
     if isinstance(exc, ProfilerError):
         return exc
-    name = Path(model_path).name if model_path else "the model"
+    name = display_name(model_path, "the model")
     if isinstance(exc, MemoryError):  # NumPy's _ArrayMemoryError too
         return ProfilerError(
             OUT_OF_MEMORY,
@@ -423,6 +423,8 @@ def serve(request: dict[str, Any], reporter: Reporter) -> None:
     """Do what the request asks and send its result or error."""
     mode = request.get("mode", "measure")
     model_path = request.get("model_path")
+    names = request.get("display_names")
+    set_display_names(names if isinstance(names, dict) else {})
     try:
         settings = ProfileSettings.from_dict(request.get("settings") or {})
         if mode == "probe":

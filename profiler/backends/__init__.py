@@ -140,13 +140,16 @@ def format_from_content(path: Path, *, tflite: bool, onnx: bool) -> str:
     )
 
 
-def detect_format(model_path: str | os.PathLike[str]) -> str:
+def detect_format(model_path: str | os.PathLike[str], name: str | None = None) -> str:
     """'tflite' or 'onnx' from the file's content (see :func:`format_from_content`).
 
-    Raises NOT_FOUND, UNSUPPORTED_FORMAT or BAD_MODEL with a one-line reason.
-    Uses only the standard library (the runner calls it in the parent process).
+    ``name`` is the file's display name (its messages and extension check use it:
+    the agent's cached copy has none of its own). Raises NOT_FOUND,
+    UNSUPPORTED_FORMAT or BAD_MODEL with a one-line reason. Uses only the
+    standard library (the runner calls it in the parent process).
     """
     path = Path(model_path)
+    shown = Path(name) if name else path
     if not path.is_file():
         what = "is a directory, not a model file" if path.is_dir() else "does not exist"
         raise ProfilerError(NOT_FOUND, f"model file {path} {what}")
@@ -156,13 +159,13 @@ def detect_format(model_path: str | os.PathLike[str]) -> str:
             head = fh.read(16)
             if not head:
                 raise ProfilerError(
-                    BAD_MODEL, f"{path.name} is empty (0 bytes); copy the model again"
+                    BAD_MODEL, f"{shown.name} is empty (0 bytes); copy the model again"
                 )
             tflite = _has_tflite_identifier(head)
             onnx = not tflite and _looks_like_onnx(fh, size)
     except OSError as exc:
         raise ProfilerError(NOT_FOUND, f"cannot read model file {path}: {exc.strerror}") from None
-    return format_from_content(path, tflite=tflite, onnx=onnx)
+    return format_from_content(shown, tflite=tflite, onnx=onnx)
 
 
 def create_backend(fmt: str, settings: ProfileSettings) -> Backend:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from profiler.backends.base import Array, Backend, TensorSpec, default_threads, package_version
@@ -17,6 +16,7 @@ from profiler.errors import (
     RUNTIME_MISSING,
     ProfilerError,
 )
+from profiler.names import display_name
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class OnnxRuntimeBackend(Backend):
                 model_path, sess_options=options, providers=providers
             )
         except Exception as exc:  # ORT raises its own non-exported exception classes
-            raise classify_load_error(exc, Path(model_path).name) from None
+            raise classify_load_error(exc, display_name(model_path)) from None
 
     @staticmethod
     def _spec(arg: Any) -> TensorSpec:

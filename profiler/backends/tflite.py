@@ -23,6 +23,7 @@ from profiler.errors import (
     RUNTIME_MISSING,
     ProfilerError,
 )
+from profiler.names import display_name
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +182,8 @@ class TFLiteBackend(Backend):
         self._delegate = "none"
 
     def load(self, model_path: str) -> None:
-        from pathlib import Path
 
-        self._model_name = Path(model_path).name
+        self._model_name = display_name(model_path)
         resolver = self._module.OpResolverType
         kwargs: dict[str, Any] = {
             "model_path": model_path,

@@ -491,3 +491,33 @@ def test_a_stopping_daemon_can_kill_its_running_worker(models: dict[str, Path]) 
     assert killed == 1 and not thread.is_alive()
     assert "SIGKILL" in _assert_error(results[0], CRASHED)
     assert kill_running_workers() == 0
+
+
+def test_display_names_are_used_where_messages_are_made(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """The agent runs hash-named cache files: the result and every message must name
+    them as the host did, and never mention the cache's paths."""
+    import json
+
+    import numpy as np
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    model = cache / ("ab" * 32)
+    model.write_bytes(models["cnn.onnx"].read_bytes())
+    bad_eval = cache / ("cd" * 32)
+    np.savez(bad_eval.with_suffix(".npz"), x=np.zeros((4, 3), np.float32))  # no y
+    bad_eval.with_suffix(".npz").rename(bad_eval)
+    settings = _tiny(eval_path=str(bad_eval))
+    result = profile(model, settings, model_name="net.onnx", names={str(bad_eval): "val.npz"})
+    text = json.dumps(result)
+    assert result["model"]["name"] == "net.onnx" and result["model"]["format"] == "onnx"
+    assert "val.npz" in result["error"]["message"], result["error"]
+    assert result["settings"]["eval_path"] == result["settings"]["eval"] == "val.npz"
+    assert str(cache) not in text and "abab" not in text and "cdcd" not in text
+
+    corrupt = cache / ("ef" * 32)
+    corrupt.write_bytes(models["cnn.tflite"].read_bytes()[:300])
+    broken = profile(corrupt, TINY, model_name="net.tflite")
+    assert "net.tflite" in broken["error"]["message"] and "efef" not in json.dumps(broken)
