@@ -31,6 +31,7 @@ from agent.config import AgentSettings
 from agent.jobs import JobRecords, JobRunner
 from agent.mqtt import Inbound, MqttSession
 from agent.outbox import Outbox
+from profiler.runtimes import job_refusal
 from profiler.settings import ProfileSettings
 from protocol import topics
 from protocol.errors import ProtocolError, SignatureError
@@ -161,6 +162,10 @@ class Agent:
         self._running_job: str | None = None
         self._runtimes: dict[str, Any] = {}
         self._probe_done = threading.Event()
+        self._probed = False
+        """The runtimes are known (main thread): jobs can be checked against them."""
+        self._awaiting_probe: dict[str, JobManifest] = {}
+        """Manifests that came before the probe finished, by job id."""
         self._last_prune = 0.0
         will = DeviceState(self.device_id, "offline", self.epoch, time.time())
         self.session = MqttSession(
@@ -212,6 +217,10 @@ class Agent:
             if self._probe_done.is_set():
                 self._probe_done.clear()
                 self._publish_info()
+                self._probed = True
+                waiting, self._awaiting_probe = self._awaiting_probe, {}
+                for manifest in waiting.values():
+                    self._on_manifest(manifest)
             message = self.session.next_message(timeout=0.2)
             if message is not None:
                 self._handle(message)
@@ -397,6 +406,18 @@ class Agent:
             return
         settings = self._settings_of(manifest)
         if settings is None:
+            return
+        if not self._probed:
+            # Whether this device can run the job is known once the probe is done
+            # (a second or two after start): answer then, before downloading anything.
+            self._awaiting_probe[job_id] = manifest
+            self._event(job_id, "queued")
+            return
+        refusal = job_refusal(
+            self._runtimes, manifest.model.format, settings.runtime, settings.provider
+        )
+        if refusal is not None:
+            self._reject(manifest, *refusal)
             return
         refs = manifest.blobs
         own = {ref.sha256 for ref in refs}
