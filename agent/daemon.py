@@ -407,18 +407,6 @@ class Agent:
         settings = self._settings_of(manifest)
         if settings is None:
             return
-        if not self._probed:
-            # Whether this device can run the job is known once the probe is done
-            # (a second or two after start): answer then, before downloading anything.
-            self._awaiting_probe[job_id] = manifest
-            self._event(job_id, "queued")
-            return
-        refusal = job_refusal(
-            self._runtimes, manifest.model.format, settings.runtime, settings.provider
-        )
-        if refusal is not None:
-            self._reject(manifest, *refusal)
-            return
         refs = manifest.blobs
         own = {ref.sha256 for ref in refs}
         try:
@@ -445,6 +433,17 @@ class Agent:
         clash = self._download_clash(refs)
         if clash is not None:
             self._reject(manifest, "bad_manifest", clash)
+            return
+        if not self._probed:
+            # Whether this device has the runtime is known once the probe is done (a
+            # second or two after start): the job is answered then, before any download.
+            self._awaiting_probe[job_id] = manifest
+            return
+        refusal = job_refusal(
+            self._runtimes, manifest.model.format, settings.runtime, settings.provider
+        )
+        if refusal is not None:
+            self._reject(manifest, *refusal)
             return
         job = Job(manifest, settings)
         self.records.set(job_id, "queued", manifest.expires_at)
