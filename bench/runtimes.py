@@ -170,7 +170,7 @@ def run(
         "machine_after": after,
         "usage": cpu_usage_between(before, after),
         "seconds": round(time.time() - started, 1),
-        "numpy": {"litert, onnxruntime": _numpy_of(sys.executable), CLASSIC: _numpy_of(python)},
+        "numpy": {"main": _numpy_of(sys.executable), CLASSIC: _numpy_of(python)},
         "models": models,
     }
 
@@ -189,7 +189,8 @@ def render(report: Mapping[str, Any]) -> str:
         usage_line(report["machine_before"], report["machine_after"]),
         f"{s['rounds']} rounds ABBA, {s['min_seconds']} s steady + {s['warmup_seconds']} s "
         f"warm-up per block, threads {s['threads'] or 'default'}, XNNPACK "
-        f"{'on' if s['xnnpack'] else 'off'}; NumPy {report['numpy']}; {report['seconds']} s",
+        f"{'on' if s['xnnpack'] else 'off'}; NumPy {report['numpy']['main']} (LiteRT, ORT), "
+        f"{report['numpy'][CLASSIC]} (tflite-runtime); {report['seconds']} s",
         "",
         "| model | runtime | p50 | p90 | init | peak RSS | p50 / LiteRT p50 (median of rounds) |",
         "|---|---|---|---|---|---|---|",
