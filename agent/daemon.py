@@ -31,6 +31,7 @@ from agent.config import AgentSettings
 from agent.jobs import JobRecords, JobRunner
 from agent.mqtt import Inbound, MqttSession
 from agent.outbox import Outbox
+from profiler.runtimes import job_refusal
 from profiler.settings import ProfileSettings
 from protocol import topics
 from protocol.errors import ProtocolError, SignatureError
@@ -163,6 +164,10 @@ class Agent:
         self._running_job: str | None = None
         self._runtimes: dict[str, Any] = {}
         self._probe_done = threading.Event()
+        self._probed = False
+        """The runtimes are known (main thread): jobs can be checked against them."""
+        self._awaiting_probe: dict[str, JobManifest] = {}
+        """Manifests that came before the probe finished, by job id."""
         self._last_prune = 0.0
         self._last_heartbeat = time.monotonic()
         will = DeviceState(self.device_id, "offline", self.epoch, time.time())
@@ -215,6 +220,10 @@ class Agent:
             if self._probe_done.is_set():
                 self._probe_done.clear()
                 self._publish_info()
+                self._probed = True
+                waiting, self._awaiting_probe = self._awaiting_probe, {}
+                for manifest in waiting.values():
+                    self._on_manifest(manifest)
             message = self.session.next_message(timeout=0.2)
             if message is not None:
                 self._handle(message)
@@ -427,6 +436,17 @@ class Agent:
         clash = self._download_clash(refs)
         if clash is not None:
             self._reject(manifest, "bad_manifest", clash)
+            return
+        if not self._probed:
+            # Whether this device has the runtime is known once the probe is done (a
+            # second or two after start): the job is answered then, before any download.
+            self._awaiting_probe[job_id] = manifest
+            return
+        refusal = job_refusal(
+            self._runtimes, manifest.model.format, settings.runtime, settings.provider
+        )
+        if refusal is not None:
+            self._reject(manifest, *refusal)
             return
         job = Job(manifest, settings)
         self.records.set(job_id, "queued", manifest.expires_at)

@@ -39,14 +39,12 @@ def _hardware(info: dict[str, Any]) -> str:
 
 
 def _runtimes(info: dict[str, Any]) -> str:
-    runtimes = info.get("runtimes") or {}
-    parts = []
-    for name, value in sorted(runtimes.items()):
-        version = value.get("version") if isinstance(value, dict) else value
-        if value is None or (isinstance(value, dict) and value.get("available") is False):
-            continue
-        parts.append(f"{name} {version}" if version and version is not True else name)
-    return ", ".join(parts) or "-"
+    from profiler.runtimes import describe_runtimes
+
+    runtimes = info.get("runtimes")
+    if not isinstance(runtimes, dict) or not runtimes:
+        return "-"
+    return describe_runtimes(runtimes, unusable=True)
 
 
 def devices_table(devices: list[Device]) -> Any:

@@ -361,18 +361,37 @@ def _count_zeros(raw: Any, dtype: str, elements: int) -> int | None:
 # ---------------------------------------------------------------------------
 
 
+TFLITE_SCHEMA_MISSING = (
+    "reading .tflite files needs the TFLite flatbuffer schema, which ships with "
+    "ai-edge-litert, the tflite package or tensorflow: pip install ai-edge-litert "
+    "(or pip install tflite beside tflite-runtime)"
+)
+
+
 def _tflite_schema() -> Any:
+    """The generated TFLite schema classes (Model, BuiltinOperator, TensorType, ...).
+
+    LiteRT ships them as one module; the ``tflite`` package (generated from the same
+    schema.fbs, one module per table) is the way to read models where only the
+    classic tflite-runtime is installed, which ships no schema; TensorFlow last.
+    """
     try:
         from ai_edge_litert import schema_py_generated
     except ImportError:
-        try:
-            from tensorflow.lite.python import schema_py_generated
-        except ImportError:
-            raise ProfilerError(
-                RUNTIME_MISSING,
-                "reading .tflite files needs the TFLite schema: pip install ai-edge-litert",
-            ) from None
-    return schema_py_generated
+        pass
+    else:
+        return schema_py_generated
+    try:
+        import tflite as schema_package
+    except ImportError:
+        pass
+    else:
+        return schema_package
+    try:
+        from tensorflow.lite.python import schema_py_generated as tf_schema
+    except ImportError:
+        raise ProfilerError(RUNTIME_MISSING, TFLITE_SCHEMA_MISSING) from None
+    return tf_schema
 
 
 def _unknown_cost_note(ops: Iterable[str]) -> str:

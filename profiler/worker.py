@@ -147,8 +147,8 @@ def measure_and_analyze(
     The analysis runs after the last memory reading, so parsing the model never
     counts towards the peak reported as the model's; doing it here rather than
     in a second child saves a process start and the imports (noticeable on a
-    Raspberry Pi, and on a host running many agents). A failed analysis leaves
-    ``analysis`` null and never fails the measurement.
+    Raspberry Pi, and on a host running many agents). A failed analysis never
+    fails the measurement: ``analysis`` then holds only ``model.analysis_error``.
     """
     data = measure(model_path, settings, reporter, env)
     if with_analysis:
@@ -156,7 +156,10 @@ def measure_and_analyze(
             data["analysis"] = analyze(model_path, settings, reporter)
         except Exception as exc:  # the measurement stands without it
             log.debug("analysis failed: %s", exc)
-            data["analysis"] = None
+            # One line in model.analysis_error says why params/MACs are missing
+            # (e.g. tflite-runtime alone ships no TFLite schema to read the file with).
+            err = _error_for(exc, "analyzing", model_path)
+            data["analysis"] = {"model": {"analysis_error": err.message}}
     return data
 
 

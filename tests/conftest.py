@@ -3,6 +3,7 @@ every generated model fixture written once."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +49,12 @@ def fresh_mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
     broker.stop()
 
 
+MODELS_DIR_VAR = "EDGEPROF_TEST_MODELS"
+"""A directory ``python -m modelkit.fixtures --out DIR --all`` wrote: used instead of
+writing the fixtures here, by the tflite-runtime environment of scripts/test, which
+has no LiteRT (modelkit writes TFLite files with the schema LiteRT ships)."""
+
+
 @pytest.fixture(scope="session")
 def postgres_db() -> Iterator[str]:
     """The URL of a PostgreSQL database of this test session's own, on the real server
@@ -80,6 +87,11 @@ def store_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every fixture of :func:`modelkit.fixtures.write_all`, by file name
     (e.g. ``cnn_int8.tflite``, ``dtypes.onnx``, ``labelled.npz``), written once."""
+    written = os.environ.get(MODELS_DIR_VAR)
+    if written:
+        files = {p.name: p for p in Path(written).iterdir() if p.is_file()}
+        assert files, f"{MODELS_DIR_VAR}={written} holds no fixtures"
+        return files
     from modelkit import fixtures
 
     return fixtures.write_all(tmp_path_factory.mktemp("models"))

@@ -35,6 +35,13 @@ NUMPY2_MESSAGE = (
     "install ai-edge-litert or pip install 'numpy<2'"
 )
 
+DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "litert": ("ai-edge-litert", "ai-edge-litert-nightly"),
+    "tflite_runtime": ("tflite-runtime",),
+    "tensorflow": ("tensorflow", "tensorflow-cpu", "tf-nightly"),
+}
+"""The pip distributions that install each TFLite runtime."""
+
 _INSTALL_HINT = {
     "litert": "pip install ai-edge-litert",
     "tflite_runtime": "pip install tflite-runtime",
@@ -69,12 +76,19 @@ def tflite_runtime_numpy_problem() -> str | None:
     """
     version = package_version("tflite-runtime")
     if version is None:
-        return None
+        return None  # without pip metadata: the import itself tells (see below)
     if _numpy_major() >= 2 and _version_tuple(version) < (2, 15):
         import numpy as np
 
         return NUMPY2_MESSAGE.format(version=version, numpy=np.__version__)
     return None
+
+
+def _version_of(runtime: str, package: Any) -> str | None:
+    """The installed version: pip's metadata, else the package's ``__version__``
+    (a runtime installed by a Debian package or by hand may have no metadata)."""
+    version = package_version(*DISTRIBUTIONS[runtime])
+    return version or str(getattr(package, "__version__", "") or "") or None
 
 
 def import_interpreter_module(runtime: str) -> tuple[Any, str | None]:
@@ -84,21 +98,22 @@ def import_interpreter_module(runtime: str) -> tuple[Any, str | None]:
     """
     try:
         if runtime == "litert":
+            import ai_edge_litert as package
             from ai_edge_litert import interpreter as module
 
-            return module, package_version("ai-edge-litert", "ai-edge-litert-nightly")
+            return module, _version_of(runtime, package)
         if runtime == "tflite_runtime":
             problem = tflite_runtime_numpy_problem()
             if problem is not None:
                 raise ProfilerError(RUNTIME_MISSING, problem)
+            import tflite_runtime as package
             from tflite_runtime import interpreter as module
 
-            return module, package_version("tflite-runtime")
+            return module, _version_of(runtime, package)
         if runtime == "tensorflow":
             import tensorflow as tf
 
-            version = package_version("tensorflow", "tensorflow-cpu", "tf-nightly")
-            return tf.lite, version or str(getattr(tf, "__version__", "")) or None
+            return tf.lite, _version_of(runtime, tf)
     except ImportError as exc:
         hint = _INSTALL_HINT[runtime]
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -123,7 +138,7 @@ def select_runtime(requested: str) -> tuple[str, Any, str | None]:
             module, version = import_interpreter_module(runtime)
         except ProfilerError as exc:
             log.debug("TFLite runtime %s unavailable: %s", runtime, exc.message)
-            if package_version(*_DISTRIBUTIONS[runtime]) is not None:
+            if package_version(*DISTRIBUTIONS[runtime]) is not None:
                 problems.append(exc.message)  # installed but broken: worth telling
             continue
         return runtime, module, version
@@ -134,13 +149,6 @@ def select_runtime(requested: str) -> tuple[str, Any, str | None]:
         + "no TFLite runtime is usable: pip install ai-edge-litert "
         "(or tflite-runtime with numpy<2, or tensorflow)",
     )
-
-
-_DISTRIBUTIONS = {
-    "litert": ("ai-edge-litert", "ai-edge-litert-nightly"),
-    "tflite_runtime": ("tflite-runtime",),
-    "tensorflow": ("tensorflow", "tensorflow-cpu", "tf-nightly"),
-}
 
 
 def classify_load_error(exc: BaseException, model_name: str) -> ProfilerError:

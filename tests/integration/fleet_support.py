@@ -56,6 +56,8 @@ class Agent:
     tags: Sequence[str] = ()
     proc: subprocess.Popen[bytes] | None = None
     extra: Sequence[str] = field(default_factory=list)
+    python: str = sys.executable
+    """The interpreter (i.e. the environment and its runtimes) the agent runs in."""
 
     @property
     def cache_dir(self) -> Path:
@@ -80,7 +82,7 @@ class Agent:
         for tag in self.tags:
             args += ["--tag", tag]
         with self.log.open("ab") as log:
-            self.proc = spawn_agent(args, log)
+            self.proc = spawn_agent(args, log, python=self.python)
         return self
 
     def kill(self) -> None:

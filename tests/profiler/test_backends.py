@@ -1,4 +1,9 @@
-"""Backends on real runtimes (LiteRT, ONNX Runtime) with generated models, in-process."""
+"""Backends on real runtimes (LiteRT or tflite-runtime, ONNX Runtime) with generated
+models, in-process.
+
+The TFLite tests run on every TFLite runtime installed here: LiteRT in the main
+environment, tflite-runtime 2.14 under NumPy < 2 in the second one scripts/test builds.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelkit import fixtures
+from modelkit.cnn import CUSTOM_OP_NAME
 from profiler.backends import create_backend, detect_format
 from profiler.backends.base import default_threads
-from profiler.backends.tflite import import_interpreter_module, tflite_runtime_numpy_problem
+from profiler.backends.tflite import tflite_runtime_numpy_problem
 from profiler.errors import (
     BAD_INPUT,
     BAD_MODEL,
@@ -23,6 +28,16 @@ from profiler.errors import (
     ProfilerError,
 )
 from profiler.settings import ProfileSettings
+
+TFLITE_MODULES = {"litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime"}
+TFLITE_HERE = [r for r, module in TFLITE_MODULES.items() if importlib.util.find_spec(module)]
+"""The TFLite runtimes (``--runtime`` names) installed in this environment."""
+TFLITE_ABSENT = [r for r in TFLITE_MODULES if r not in TFLITE_HERE]
+DISTRIBUTION = {"litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime"}
+
+
+def test_this_environment_has_a_tflite_runtime() -> None:
+    assert TFLITE_HERE, "neither ai-edge-litert nor tflite-runtime is installed"
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +57,27 @@ def _run_once(path: Path, settings: ProfileSettings) -> tuple[list[np.ndarray], 
     return backend.outputs(), backend.runtime_info()
 
 
-def test_tflite_runs_on_litert_with_xnnpack(models: dict[str, Path]) -> None:
-    outputs, info = _run_once(models["tiny.tflite"], ProfileSettings())
+@pytest.mark.parametrize("runtime", TFLITE_HERE)
+def test_tflite_runs_with_xnnpack(models: dict[str, Path], runtime: str) -> None:
+    outputs, info = _run_once(models["tiny.tflite"], ProfileSettings(runtime=runtime))
     np.testing.assert_allclose(outputs[0], [[2.0, 3.0, 4.0, 5.0]])
     assert info == {
-        "name": "litert",
-        "version": importlib.metadata.version("ai-edge-litert"),
+        "name": runtime.replace("-", "_"),
+        "version": importlib.metadata.version(DISTRIBUTION[runtime]),
         "delegate_or_provider": "xnnpack",
         "threads": default_threads(),
     }
 
 
-def test_tflite_without_xnnpack_and_with_threads(models: dict[str, Path]) -> None:
-    outputs, info = _run_once(models["tiny.tflite"], ProfileSettings(xnnpack=False, threads=2))
+def test_auto_picks_the_maintained_tflite_runtime_first(models: dict[str, Path]) -> None:
+    _, info = _run_once(models["tiny.tflite"], ProfileSettings())
+    assert info["name"] == TFLITE_HERE[0].replace("-", "_")
+
+
+@pytest.mark.parametrize("runtime", TFLITE_HERE)
+def test_tflite_without_xnnpack_and_with_threads(models: dict[str, Path], runtime: str) -> None:
+    settings = ProfileSettings(runtime=runtime, xnnpack=False, threads=2)
+    outputs, info = _run_once(models["tiny.tflite"], settings)
     np.testing.assert_allclose(outputs[0], [[2.0, 3.0, 4.0, 5.0]])
     assert info["delegate_or_provider"] == "none"
     assert info["threads"] == 2
@@ -98,16 +121,15 @@ def test_custom_op_error_names_the_op(models: dict[str, Path], name: str) -> Non
         backend.load(str(path))
         backend.prepare({})
     assert err.value.code == CUSTOM_OP
-    assert fixtures.CUSTOM_OP_NAME in err.value.message
+    assert CUSTOM_OP_NAME in err.value.message
 
 
-def test_missing_tflite_runtime_says_what_to_install() -> None:
-    if importlib.util.find_spec("tflite_runtime") is not None:
-        pytest.skip("tflite-runtime is installed here")
+@pytest.mark.parametrize("runtime", TFLITE_ABSENT)
+def test_a_missing_tflite_runtime_says_what_to_install(runtime: str) -> None:
     with pytest.raises(ProfilerError) as err:
-        import_interpreter_module("tflite_runtime")
+        create_backend("tflite", ProfileSettings(runtime=runtime))
     assert err.value.code == RUNTIME_MISSING
-    assert "pip install tflite-runtime" in err.value.message
+    assert f"pip install {DISTRIBUTION[runtime]}" in err.value.message
 
 
 def test_tflite_runtime_214_under_numpy2_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:

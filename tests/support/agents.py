@@ -22,10 +22,13 @@ def agent_env() -> dict[str, str]:
     return env
 
 
-def spawn_agent(args: Sequence[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-    """Start `python -m agent ARGS` with its output in `log`."""
+def spawn_agent(
+    args: Sequence[str], log: IO[bytes], *, python: str = sys.executable
+) -> subprocess.Popen[bytes]:
+    """Start `python -m agent ARGS` with its output in `log` (``python``: which
+    interpreter, i.e. which environment and runtimes, the agent runs in)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "agent", *args],
+        [python, "-m", "agent", *args],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=agent_env(),
