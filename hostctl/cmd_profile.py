@@ -13,7 +13,7 @@ from hostctl import options
 from hostctl.cmdutil import error_line, info_line, warning_line
 from hostctl.options import (
     RuntimeChoice,
-    build_settings,
+    build_sweep,
     check_for_model,
     option_names,
     threads_warning,
@@ -53,7 +53,7 @@ def profile_command(
     warmup_seconds: options.WarmupSeconds = None,
     min_seconds: options.MinSeconds = None,
     max_seconds: options.MaxSeconds = None,
-    threads: options.Threads = None,
+    threads: options.ThreadsSweep = None,
     runtime: options.Runtime = RuntimeChoice.auto,
     provider: options.Provider = None,
     xnnpack: options.Xnnpack = True,
@@ -88,9 +88,12 @@ def profile_command(
         ),
     ] = True,
 ) -> None:
-    """Profile MODEL on this machine: latency with 95% CIs, memory, accuracy, thermal state."""
+    """Profile MODEL on this machine: latency with 95% CIs, memory, accuracy, thermal state.
+
+    A list of --threads (or several --shape values for one input) is a sweep: one
+    result per setting, each in a fresh worker, shown side by side."""
     try:
-        settings = build_settings(
+        sweep = build_sweep(
             runs=runs,
             warmup=warmup,
             warmup_seconds=warmup_seconds,
@@ -113,16 +116,32 @@ def profile_command(
         )
     except ValueError as exc:
         raise _fail(option_names(str(exc))) from None
-    _check_for_model(model, settings)
+    for settings in sweep:
+        _check_for_model(model, settings)
+    if len(sweep) > 1 and label is None:
+        label = _sweep_label()
+    results = []
     try:
-        result = run_profile(model, settings, label=label, show_progress=True)
+        for settings in sweep:
+            result = run_profile(model, settings, label=label, show_progress=True)
+            # A typo in the path is not a measurement: nothing to keep.
+            if store and (result.get("error") or {}).get("code") not in _NOT_A_MEASUREMENT:
+                _store(ctx, result)
+            results.append(result)
     except KeyboardInterrupt:
         # the worker is killed with its parent's wait (profiler.runner); nothing half-done is kept
-        info_line("interrupted (Ctrl-C): nothing was measured or stored")
+        if results:
+            kept = (
+                f"the {len(results)} finished setting(s) are stored" if store else "nothing stored"
+            )
+            info_line(f"interrupted (Ctrl-C): the sweep stopped; {kept}")
+        else:
+            info_line("interrupted (Ctrl-C): nothing was measured or stored")
         raise typer.Exit(130) from None
-    # A typo in the path is not a measurement: nothing to keep.
-    if store and (result.get("error") or {}).get("code") not in _NOT_A_MEASUREMENT:
-        _store(ctx, result)
+    if len(sweep) > 1:
+        _show_sweep(results, as_json, label if store else None)
+        return
+    (result,) = results
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     elif result.get("status") != "ok":
@@ -140,6 +159,28 @@ def profile_command(
         if extras is not None:
             console.print(extras)
     if result.get("status") != "ok":
+        raise typer.Exit(1)
+
+
+def _sweep_label() -> str:
+    import time
+
+    return time.strftime("sweep-%Y%m%d-%H%M%S")
+
+
+def _show_sweep(results: list[dict[str, Any]], as_json: bool, label: str | None) -> None:
+    """A sweep's results side by side (or as a JSON list); exit 1 when any failed."""
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+    else:
+        from rich.console import Console
+
+        from hostctl.render import results_table
+
+        Console().print(results_table(results, title=label))
+        if label is not None:
+            info_line(f"sweep stored under the label {label}: `hostctl results --label {label}`")
+    if any(r.get("status") != "ok" for r in results):
         raise typer.Exit(1)
 
 

@@ -12,7 +12,7 @@ import typer
 from hostctl import options
 from hostctl.cmdutil import error_line, global_options, info_line, user_errors, warning_line
 from hostctl.errors import HostctlError
-from hostctl.options import RuntimeChoice, build_settings, option_names
+from hostctl.options import RuntimeChoice, build_sweep, option_names
 from hostctl.progress import PushProgress
 from hostctl.session import fleet_session, open_store
 
@@ -27,7 +27,7 @@ def run_push(
     options: GlobalOptions,
     *,
     models: list[Path],
-    settings: dict[str, Any],
+    settings: dict[str, Any] | list[dict[str, Any]],
     devices: list[str],
     tags: list[str],
     all_devices: bool,
@@ -105,7 +105,7 @@ def push_command(
     warmup_seconds: options.WarmupSeconds = None,
     min_seconds: options.MinSeconds = None,
     max_seconds: options.MaxSeconds = None,
-    threads: options.Threads = None,
+    threads: options.ThreadsSweep = None,
     runtime: options.Runtime = RuntimeChoice.auto,
     provider: options.Provider = None,
     xnnpack: options.Xnnpack = True,
@@ -148,7 +148,10 @@ def push_command(
         ),
     ] = False,
 ) -> None:
-    """Transfer MODELs to the targets, run them there, print and store the results."""
+    """Transfer MODELs to the targets, run them there, print and store the results.
+
+    A list of --threads (or several --shape values for one input) is a sweep: one job
+    per device x model x setting, each model transferred once."""
     options = global_options(ctx)
     with user_errors():
         # Data files travel to the devices like the models (content-addressed, cached
@@ -157,7 +160,7 @@ def push_command(
             kind: path for kind, path in (("eval", eval_data), ("inputs", inputs)) if path
         }
         try:
-            settings = build_settings(
+            sweep = build_sweep(
                 runs=runs,
                 warmup=warmup,
                 warmup_seconds=warmup_seconds,
@@ -180,16 +183,29 @@ def push_command(
             raise HostctlError(option_names(str(exc))) from None
         from hostctl.preflight import preflight
 
+        warned: set[str] = set()
         for model in models:  # nothing leaves the host that no device could run
-            for warning in preflight(model, settings).warnings:
-                warning_line(warning)
+            for settings in sweep:
+                for warning in preflight(model, settings).warnings:
+                    if warning not in warned:
+                        warned.add(warning)
+                        warning_line(warning)
+        settings = sweep[0]
         # A sustained run outlasts the default wait: wait at least as long as the worker may run.
         if settings.sustained_s is not None:
             timeout = max(timeout, settings.effective_timeout() + 60.0)
+        if len(sweep) > 1:
+            # one device runs a sweep's jobs one after the other: wait for all of them
+            timeout *= len(sweep)
+            if label is None:
+                import time
+
+                label = time.strftime("sweep-%Y%m%d-%H%M%S")
+                info_line(f"sweep of {len(sweep)} settings, labelled {label}")
         outcome = run_push(
             options,
             models=models,
-            settings=settings.to_dict(),
+            settings=[s.to_dict() for s in sweep] if len(sweep) > 1 else settings.to_dict(),
             devices=device or [],
             tags=tag or [],
             all_devices=all_devices,

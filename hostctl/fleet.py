@@ -769,7 +769,7 @@ def push(
     key: SigningKey,
     *,
     models: Sequence[Path],
-    settings: dict[str, Any],
+    settings: dict[str, Any] | Sequence[dict[str, Any]],
     devices: Sequence[str] = (),
     tags: Sequence[str] = (),
     all_devices: bool = False,
@@ -790,8 +790,10 @@ def push(
 
     Results (error results too) are stored before they are shown and acknowledged.
     Failures cover unknown/offline targets, rejected/failed jobs, timed_out and
-    canceled (Ctrl-C) ones.
+    canceled (Ctrl-C) ones. A list of `settings` is a sweep: one job per device x
+    model x setting (each file is still transferred once).
     """
+    sweep = [settings] if isinstance(settings, dict) else list(settings)
     blobs = [
         Blob.from_file(Path(m), fmt=model_format(Path(m)), chunk_size=chunk_size) for m in models
     ]
@@ -805,11 +807,13 @@ def push(
     targets, failures = resolve_targets(
         fleet, devices=devices, tags=tags, all_devices=all_devices, skip_offline=skip_offline
     )
-    _warn_oversubscribed(fleet, targets, settings.get("threads"))
+    for point in sweep:
+        _warn_oversubscribed(fleet, targets, point.get("threads"))
     pusher = Pusher(session, store, key, fleet=fleet, on_update=on_update)
     for device_id in targets:
         for blob in blobs:
-            pusher.add_job(device_id, blob, settings, label, timeout, data)
+            for point in sweep:
+                pusher.add_job(device_id, blob, point, label, timeout, data)
     if on_targets is not None:
         on_targets(list(pusher.jobs.values()))
     for topic, payload in early:

@@ -43,6 +43,16 @@ Threads = Annotated[
     int | None,
     typer.Option("--threads", "-t", min=1, help="Intra-op threads (default: runtime's choice)."),
 ]
+ThreadsSweep = Annotated[
+    str | None,
+    typer.Option(
+        "--threads",
+        "-t",
+        metavar="N[,N...]",
+        help="Intra-op threads (default: one per physical core). A list (1,2,4) is a sweep: "
+        "one result per value, each in a fresh worker.",
+    ),
+]
 Runtime = Annotated[RuntimeChoice, typer.Option("--runtime", help="Runtime to use.")]
 Provider = Annotated[
     str | None,
@@ -58,7 +68,9 @@ Shape = Annotated[
     list[str] | None,
     typer.Option(
         "--shape",
-        help="Shape of an input with dynamic dims: NAME=D1,D2,... (repeatable).",
+        metavar="NAME=D1,D2,...",
+        help="Shape of an input with dynamic dims (repeatable). Several shapes for the same "
+        "input are a sweep; sweeps of threads and shapes combine as a cross product.",
         show_default=False,
     ),
 ]
@@ -233,3 +245,48 @@ def threads_warning(threads: int | None, cores: int | None, where: str) -> str |
         f"--threads {threads} is more than the {cores} cores of {where}: the threads "
         "will share cores and the latency will not show the model's speed"
     )
+
+
+def parse_threads_list(text: str | None) -> list[int | None]:
+    """``--threads 1,2,4`` as [1, 2, 4]; None (not given) as [None]. ValueError (one
+    line) for anything but positive integers."""
+    if text is None:
+        return [None]
+    values: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) < 1:
+            raise ValueError(
+                f"--threads {text}: give positive whole numbers, e.g. --threads 4 or --threads 1,2,4"
+            )
+        if int(part) not in values:
+            values.append(int(part))
+    return values
+
+
+def shape_sweep(shapes: list[str] | None) -> list[list[str]]:
+    """Repeated ``--shape`` options as the settings of a sweep: values for different
+    inputs go together; several values for the same input are alternatives (the
+    cross product of all inputs' alternatives). [[]] when none are given."""
+    import itertools
+
+    by_name: dict[str, list[str]] = {}
+    for value in shapes or []:
+        name = value.partition("=")[0]
+        if value not in by_name.setdefault(name, []):
+            by_name[name].append(value)
+    if not by_name:
+        return [[]]
+    return [list(combo) for combo in itertools.product(*by_name.values())]
+
+
+def build_sweep(
+    *, threads: str | None = None, shapes: list[str] | None = None, **kwargs: Any
+) -> list[Any]:
+    """One ProfileSettings per point of the sweep (threads × shapes), in that order;
+    the other options as :func:`build_settings` takes them. ValueError (one line)."""
+    return [
+        build_settings(threads=t, shapes=shape, **kwargs)
+        for t in parse_threads_list(threads)
+        for shape in shape_sweep(shapes)
+    ]

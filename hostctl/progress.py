@@ -42,6 +42,9 @@ class PushProgress:
     def add(self, jobs: list[Job]) -> None:
         for job in jobs:
             name = f"{job.device_id} · {job.model_name}"
+            point = _setting(job.manifest.settings)
+            if point:
+                name += f" · {point}"
             self.tasks[job.job_id] = self.progress.add_task("sent", total=100, job=name)
 
     def update(self, job: Job) -> None:
@@ -76,3 +79,16 @@ class PushProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+
+
+def _setting(settings: dict[str, Any]) -> str:
+    """Threads and input shapes of a job, to tell a sweep's jobs apart."""
+    parts = []
+    if isinstance(settings.get("threads"), int):
+        parts.append(f"{settings['threads']} thr")
+    shapes = settings.get("shapes")
+    if isinstance(shapes, dict):
+        for name, dims in shapes.items():
+            if isinstance(dims, list):
+                parts.append(f"{name}={'x'.join(str(d) for d in dims)}")
+    return ", ".join(parts)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from modelkit.fixtures import build_tflite_custom_op, build_tflite_tiny
+from modelkit.fixtures import build_onnx_cnn, build_tflite_custom_op, build_tflite_tiny
 from profiler.models import demo_model
 from protocol.signing import write_key_pair
 from tests.integration.fleet_support import TINY, Fleet, Host, Watcher, online_fleet
@@ -135,3 +135,20 @@ def test_a_job_signed_by_an_untrusted_key_is_rejected_before_any_download(fleet3
     sha = hashlib.sha256(fresh.read_bytes()).hexdigest()
     info = fleet3.host.devices()["pi-a"]["info"]
     assert sha not in info["cached_models"]
+
+
+def test_a_sweep_is_one_transfer_and_one_result_per_setting(fleet3: Fleet) -> None:
+    model = fleet3.workdir / "sweep.onnx"
+    model.write_bytes(build_onnx_cnn(seed=7))  # weights no other test pushes: not cached
+    watcher = Watcher(fleet3.broker.port, "edgeprof/v1/blob/#")
+    try:
+        code, results, err = _push_json(
+            fleet3.host, str(model), "--device", "pi-a", "--threads", "1,2", "--chunk-size", "1024"
+        )
+        assert code == 0, err
+        assert sorted(r["runtime"]["threads"] for r in results) == [1, 2]  # type: ignore[index]
+        assert len({r["label"] for r in results}) == 1
+        chunks = [t for t in watcher.topics() if not t.endswith("/request")]
+        assert len(chunks) == -(-model.stat().st_size // 1024)  # sent once for both jobs
+    finally:
+        watcher.close()
