@@ -20,3 +20,15 @@ class SignatureError(ProtocolError):
     def __init__(self, message: str, code: str = "bad_signature") -> None:
         super().__init__(message)
         self.code = code
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """`value` as it may appear in a one-line error: a string's repr cut to
+    `limit` characters, anything else by its type (a hostile payload can make
+    a value megabytes long, or a list where a name was expected)."""
+    if isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 4] + "...'"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)[:limit]
+    return f"a {type(value).__name__}"

@@ -3,6 +3,8 @@
 Every JSON message carries ``"type"`` and ``"v"`` (its version). Parsing is
 strict: bad JSON, an unknown type, a newer version than this code knows, or a
 missing / ill-typed field raise :class:`ProtocolError` — never anything else.
+JSON is decoded by :func:`protocol.payload.decode_json`, within size and
+nesting limits; what is published is always standard JSON (no NaN).
 Model chunks are the one exception: their payload is the raw bytes of the
 chunk (the topic carries the hash and index), so a push costs no base64.
 """
@@ -14,7 +16,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from protocol.errors import ProtocolError
+from protocol.errors import ProtocolError, shown
+from protocol.payload import MAX_JSON_BYTES, finite_json, first_line
+from protocol.payload import decode_json as _decode_bounded
 from protocol.topics import check_device_id, check_job_id, check_sha256
 
 # History of message versions (readers accept every version up to the current):
@@ -25,6 +29,8 @@ from protocol.topics import check_device_id, check_job_id, check_sha256
 #       so only a manifest WITH attachments says v2: an older agent then refuses it
 #       ("upgrade edgeprof") instead of silently running without the data, and every
 #       other message stays readable by version-1 code.
+#       Also new, and written as v1: the ``cancel`` control message (code that
+#       does not know it refuses it as an unknown type).
 MESSAGE_VERSION = 2
 
 DEFAULT_CHUNK_SIZE = 64 * 1024
@@ -98,7 +104,14 @@ class Message:
         return {"type": self.TYPE, "v": self.wire_version(), **body}
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True).encode()
+        """Standard JSON: a NaN/Infinity anywhere (a reading gone wrong) becomes null,
+        since every reader refuses non-standard JSON."""
+        body = self.to_dict()
+        try:
+            text = json.dumps(body, separators=(",", ":"), sort_keys=True, allow_nan=False)
+        except ValueError:
+            text = json.dumps(finite_json(body), separators=(",", ":"), sort_keys=True)
+        return text.encode()
 
     @classmethod
     def _from_body(cls, data: dict[str, Any]) -> Message:
@@ -120,7 +133,7 @@ class DeviceState(Message):
     def __post_init__(self) -> None:
         check_device_id(self.device_id)
         if self.state not in DEVICE_STATES:
-            raise ProtocolError(f"unknown device state {self.state!r}")
+            raise ProtocolError(f"unknown device state {shown(self.state)}")
 
     @classmethod
     def _from_body(cls, data: dict[str, Any]) -> DeviceState:
@@ -184,7 +197,7 @@ class BlobRef:
         if self.size_bytes < 1:
             raise ProtocolError(f"{self.WHAT} size must be positive")
         if self.format not in self.FORMATS:
-            raise ProtocolError(f"unknown {self.WHAT} format {self.format!r}")
+            raise ProtocolError(f"unknown {self.WHAT} format {shown(self.format)}")
         if not 1024 <= self.chunk_size <= 1024 * 1024:
             raise ProtocolError(f"chunk size {self.chunk_size} out of range (1 KiB..1 MiB)")
 
@@ -258,7 +271,7 @@ class JobManifest(Message):
             allowed = ATTACHMENT_FORMATS.get(kind)
             if allowed is None:
                 raise ProtocolError(
-                    f"unknown attachment {kind!r} (known: {', '.join(ATTACHMENT_FORMATS)})"
+                    f"unknown attachment {shown(kind)} (known: {', '.join(ATTACHMENT_FORMATS)})"
                 )
             if not isinstance(ref, AttachmentRef):
                 raise ProtocolError(f"attachment {kind!r} must be an AttachmentRef")
@@ -304,6 +317,16 @@ class JobManifest(Message):
         )
 
 
+def _check_lifetime(message: ResultAck | Collect | Cancel) -> None:
+    if message.expires_at <= message.issued_at:
+        raise ProtocolError(f"{message.TYPE!r} message expires before it was issued")
+
+
+CONTROL_TYPES = ("ack", "collect", "cancel")
+"""Host→agent messages besides manifests; each signed message is handled once
+(the agent remembers the digest of what was signed until it expires)."""
+
+
 @dataclass(frozen=True)
 class ResultAck(Message):
     """Host→agent: these results are stored; the agent may forget them."""
@@ -318,6 +341,7 @@ class ResultAck(Message):
         check_device_id(self.device_id)
         for job_id in self.job_ids:
             check_job_id(job_id)
+        _check_lifetime(self)
 
     @classmethod
     def _from_body(cls, data: dict[str, Any]) -> ResultAck:
@@ -340,11 +364,42 @@ class Collect(Message):
 
     def __post_init__(self) -> None:
         check_device_id(self.device_id)
+        _check_lifetime(self)
 
     @classmethod
     def _from_body(cls, data: dict[str, Any]) -> Collect:
         return cls(
             device_id=_get(data, "device_id", str),
+            issued_at=_number(data, "issued_at"),
+            expires_at=_number(data, "expires_at"),
+        )
+
+
+@dataclass(frozen=True)
+class Cancel(Message):
+    """Host→agent: stop these jobs. A queued or downloading job is dropped, a
+    running one has its worker killed; each ends ``failed`` with code
+    ``canceled`` and a result document saying so."""
+
+    TYPE: ClassVar[str] = "cancel"
+    device_id: str
+    job_ids: list[str]
+    issued_at: float
+    expires_at: float
+
+    def __post_init__(self) -> None:
+        check_device_id(self.device_id)
+        if not self.job_ids:
+            raise ProtocolError("a cancel message names no job")
+        for job_id in self.job_ids:
+            check_job_id(job_id)
+        _check_lifetime(self)
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Cancel:
+        return cls(
+            device_id=_get(data, "device_id", str),
+            job_ids=_str_list(data, "job_ids"),
             issued_at=_number(data, "issued_at"),
             expires_at=_number(data, "expires_at"),
         )
@@ -370,7 +425,7 @@ class JobEvent(Message):
         check_device_id(self.device_id)
         check_job_id(self.job_id)
         if self.state not in JOB_STATES:
-            raise ProtocolError(f"unknown job state {self.state!r}")
+            raise ProtocolError(f"unknown job state {shown(self.state)}")
 
     @classmethod
     def _from_body(cls, data: dict[str, Any]) -> JobEvent:
@@ -382,6 +437,58 @@ class JobEvent(Message):
             reason=_get(data, "reason", str, optional=True),
             code=_get(data, "code", str, optional=True),
             progress=_get(data, "progress", dict, optional=True) or {},
+        )
+
+
+# The top-level sections of a result document (DESIGN.md "Result document") and
+# the JSON types each may have besides null; unknown extra keys stay allowed.
+_RESULT_SECTIONS: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(
+        (
+            "device", "model", "runtime", "settings", "latency_ms", "memory_mb", "accuracy",
+            "accuracy_error", "env", "error", "phases", "samples", "energy",
+        ),
+        (dict,),
+    ),
+    **dict.fromkeys(("job_id", "label", "created_at", "edgeprof_version"), (str,)),
+    **dict.fromkeys(("init_ms", "first_inference_ms"), (int, float)),
+    **dict.fromkeys(("flags", "timeline", "per_op"), (list,)),
+}  # fmt: skip
+RESULT_STATUSES = ("ok", "error")
+
+
+def check_result_shape(result: dict[str, Any], job_id: str | None = None) -> None:
+    """ProtocolError unless `result` has the shape of a result document: a schema,
+    a known status, each known section of its type (or null), an error result's
+    ``error{code, message}`` as strings, and (given `job_id`) that job's id."""
+    if not isinstance(result, dict):
+        raise ProtocolError("the result document is not an object")
+    if not isinstance(result.get("schema"), str):
+        raise ProtocolError("result document has no schema")
+    if result.get("status") not in RESULT_STATUSES:
+        raise ProtocolError(f"result status {shown(result.get('status'))} is not 'ok' or 'error'")
+    for key, kinds in _RESULT_SECTIONS.items():
+        value = result.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise ProtocolError(
+                f"result field {key!r} must be {' or '.join(k.__name__ for k in kinds)}, "
+                f"not {type(value).__name__}"
+            )
+    if not all(isinstance(flag, str) for flag in result.get("flags") or []):
+        raise ProtocolError("result field 'flags' must be a list of strings")
+    error = result.get("error")
+    if result["status"] == "error" and not (
+        isinstance(error, dict)
+        and isinstance(error.get("code"), str)
+        and isinstance(error.get("message"), str)
+    ):
+        raise ProtocolError("an error result needs error{code, message} as strings")
+    if job_id is not None and result.get("job_id") not in (None, job_id):
+        raise ProtocolError(
+            f"the result document is for job {shown(result.get('job_id'))}, "
+            f"the message for job {job_id}"
         )
 
 
@@ -397,8 +504,7 @@ class JobResult(Message):
     def __post_init__(self) -> None:
         check_device_id(self.device_id)
         check_job_id(self.job_id)
-        if not isinstance(self.result.get("schema"), str):
-            raise ProtocolError("result document has no schema")
+        check_result_shape(self.result, self.job_id)
 
     @classmethod
     def _from_body(cls, data: dict[str, Any]) -> JobResult:
@@ -444,6 +550,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         JobManifest,
         ResultAck,
         Collect,
+        Cancel,
         JobEvent,
         JobResult,
         ChunkRequest,
@@ -453,15 +560,9 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
 M = TypeVar("M", bound=Message)
 
 
-def decode_json(payload: bytes | str) -> dict[str, Any]:
-    """Decode a JSON object payload or raise ProtocolError."""
-    try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"payload is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("payload is not a JSON object")
-    return data
+def decode_json(payload: bytes | str, *, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """Decode a JSON object payload (bounded: see protocol.payload) or raise ProtocolError."""
+    return _decode_bounded(payload, max_bytes=max_bytes)
 
 
 def parse_message(
@@ -471,7 +572,7 @@ def parse_message(
     data = payload if isinstance(payload, dict) else decode_json(payload)
     kind = data.get("type")
     if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
-        raise ProtocolError(f"unknown message type {kind!r}")
+        raise ProtocolError(f"unknown message type {shown(kind)}")
     version = data.get("v")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ProtocolError(f"message {kind!r} has no valid version")
@@ -487,8 +588,8 @@ def parse_message(
         return cls._from_body(data)
     except ProtocolError:
         raise
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise ProtocolError(f"malformed {kind!r} message: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        raise ProtocolError(f"malformed {kind!r} message: {first_line(exc)}") from None
 
 
 def parse_as(payload: bytes | str | dict[str, Any], expected: type[M]) -> M:

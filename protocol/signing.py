@@ -8,7 +8,9 @@ Signing bytes rather than re-serialised JSON means there is no canonical-form
 problem: the agent verifies, then parses what was signed. Agents verify against
 pinned public keys (``--trust host.pub``) *before* acting on anything, and
 reject expired manifests; replay of a job id is refused by the agent, which
-remembers the ids it has seen.
+remembers the ids it has seen, and a control message (ack, collect, cancel) is
+handled once: :attr:`Opened.digest` names the exact bytes that were signed, which
+the agent remembers until the message expires.
 
 Key files are one line of text: ``edgeprof-ed25519-secret <base64 seed>`` and
 ``edgeprof-ed25519-public <base64 key>``.
@@ -25,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protocol.errors import ProtocolError, SignatureError
+from protocol.errors import ProtocolError, SignatureError, shown
 from protocol.messages import Message, decode_json, parse_message
+from protocol.payload import MAX_CONTROL_BYTES
 
 ENVELOPE_SCHEMA = "edgeprof.signed/1"
 SECRET_TAG = "edgeprof-ed25519-secret"
@@ -142,6 +145,9 @@ class Opened:
 
     message: Message
     key_id: str | None
+    digest: str = ""
+    """SHA-256 (hex) of the signed bytes: the same message replayed has the same
+    digest, while two messages the host issued never do (they differ in issued_at)."""
 
 
 def open_envelope(
@@ -159,20 +165,26 @@ def open_envelope(
     an unknown key, tampered with, not yet valid or expired; ProtocolError when
     it is not an envelope or the signed message is malformed.
     """
-    data = decode_json(payload)
+    data = decode_json(payload, max_bytes=MAX_CONTROL_BYTES)
     if data.get("schema") != ENVELOPE_SCHEMA:
-        raise ProtocolError(f"not a signed envelope (schema {data.get('schema')!r})")
+        raise ProtocolError(f"not a signed envelope (schema {shown(data.get('schema'))})")
+    body = envelope_body(data)
+    signer = _verify(body, data, trusted, allow_unsigned)
+    message = parse_message(body)
+    _check_fresh(message, now, clock_skew_s)
+    return Opened(message, signer, hashlib.sha256(body).hexdigest())
+
+
+def envelope_body(data: dict[str, Any]) -> bytes:
+    """The (not yet verified) signed bytes of a decoded envelope, or ProtocolError."""
     b64 = data.get("payload")
     if not isinstance(b64, str):
         raise ProtocolError("envelope has no payload")
     try:
-        body = base64.b64decode(b64, validate=True)
-    except binascii.Error:
+        # str → bytes first: b64decode raises a plain ValueError on non-ASCII text.
+        return base64.b64decode(b64.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, ValueError):
         raise ProtocolError("envelope payload is not base64") from None
-    signer = _verify(body, data, trusted, allow_unsigned)
-    message = parse_message(body)
-    _check_fresh(message, now, clock_skew_s)
-    return Opened(message, signer)
 
 
 def _verify(
@@ -190,15 +202,15 @@ def _verify(
     public = trusted.get(kid)
     if public is None:
         raise SignatureError(
-            f"signed by untrusted key {kid}: give its host.pub to the agent with --trust",
+            f"signed by untrusted key {shown(kid)}: give its host.pub to the agent with --trust",
             "untrusted_key",
         )
     from nacl.exceptions import BadSignatureError
     from nacl.signing import VerifyKey
 
     try:
-        VerifyKey(public).verify(body, base64.b64decode(sig, validate=True))
-    except (BadSignatureError, binascii.Error, ValueError):
+        VerifyKey(public).verify(body, base64.b64decode(sig.encode("ascii"), validate=True))
+    except (BadSignatureError, UnicodeEncodeError, ValueError):
         raise SignatureError(
             "bad signature: the message was altered or signed by another key", "bad_signature"
         ) from None

@@ -9,33 +9,37 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from protocol.errors import ProtocolError
+from protocol.errors import ProtocolError, shown
 
 ROOT = "edgeprof/v1"
 
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# fullmatch, not match: "$" would let a trailing newline through.
+_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_CHUNK_INDEX = re.compile(r"0|[1-9][0-9]{0,9}")
+"""ASCII digits only ("²".isdigit() is true), at most 10 of them: int() of a
+5,000-digit topic level is refused by Python, and no blob has 10^10 chunks."""
 
 
 def check_device_id(device_id: str) -> str:
     """Return `device_id` if it is a valid topic level, else raise ProtocolError."""
-    if not isinstance(device_id, str) or not _DEVICE_ID.match(device_id):
+    if not isinstance(device_id, str) or not _DEVICE_ID.fullmatch(device_id):
         raise ProtocolError(
-            f"invalid device id {device_id!r}: use 1-64 letters, digits, '.', '_' or '-'"
+            f"invalid device id {shown(device_id)}: use 1-64 letters, digits, '.', '_' or '-'"
         )
     return device_id
 
 
 def check_job_id(job_id: str) -> str:
-    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
-        raise ProtocolError(f"invalid job id {job_id!r}")
+    if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+        raise ProtocolError(f"invalid job id {shown(job_id)}")
     return job_id
 
 
 def check_sha256(sha256: str) -> str:
-    if not isinstance(sha256, str) or not _SHA256.match(sha256):
-        raise ProtocolError(f"invalid sha256 {sha256!r}: expected 64 lowercase hex digits")
+    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+        raise ProtocolError(f"invalid sha256 {shown(sha256)}: expected 64 lowercase hex digits")
     return sha256
 
 
@@ -61,7 +65,7 @@ def job_result(device_id: str, job_id: str) -> str:
 
 
 def blob_chunk(sha256: str, index: int) -> str:
-    if index < 0:
+    if index < 0 or not _CHUNK_INDEX.fullmatch(str(index)):
         raise ProtocolError(f"invalid chunk index {index}")
     return f"{ROOT}/blob/{check_sha256(sha256)}/{index}"
 
@@ -99,7 +103,7 @@ def parse(topic: str) -> ParsedTopic:
     """Parse an edgeprof topic; raise ProtocolError for anything else."""
     prefix = ROOT + "/"
     if not topic.startswith(prefix):
-        raise ProtocolError(f"not an edgeprof/v1 topic: {topic!r}")
+        raise ProtocolError(f"not an edgeprof/v1 topic: {shown(topic, 120)}")
     parts = topic[len(prefix) :].split("/")
     try:
         if parts[0] == "dev":
@@ -112,8 +116,8 @@ def parse(topic: str) -> ParsedTopic:
             sha = check_sha256(parts[1])
             if parts[2] == "request":
                 return ParsedTopic(kind="request", sha256=sha)
-            if parts[2].isdigit():
+            if _CHUNK_INDEX.fullmatch(parts[2]):
                 return ParsedTopic(kind="chunk", sha256=sha, index=int(parts[2]))
     except IndexError:
         pass
-    raise ProtocolError(f"unknown edgeprof topic: {topic!r}")
+    raise ProtocolError(f"unknown edgeprof topic: {shown(topic, 120)}")
