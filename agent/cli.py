@@ -16,6 +16,7 @@ from typing import Any
 
 from agent import __version__
 from agent.config import AgentSettings, ConfigError, load_settings
+from protocol.errors import ProtocolError
 
 # argparse, not typer: the daemon lives on 512 MB boards, and typer (with the
 # pydantic it now imports while parsing) costs the idle agent ~10 MB of its
@@ -35,6 +36,8 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--ca-cert", "ca_cert", {"help": "CA bundle for mqtts://."}),
     ("--client-cert", "client_cert", {"help": "TLS client certificate."}),
     ("--client-key", "client_key", {"help": "TLS client key."}),
+    ("--insecure", "insecure", {"action": "store_const", "const": True, "help": "TESTING ONLY: do not verify the broker's TLS certificate (env EDGEPROF_INSECURE)."}),
+    ("--max-memory", "max_memory", {"help": "Memory limit of each profiling worker, e.g. 512M or 2G (default: 80%% of the memory available when a job starts) (env EDGEPROF_MAX_MEMORY)."}),
     ("--log-level", "log_level", {"help": "DEBUG, INFO, WARNING or ERROR."}),
 )  # fmt: skip
 
@@ -88,6 +91,9 @@ def serve(settings: AgentSettings) -> int:
         agent = Agent(settings)
     except OSError as exc:
         _error(f"edgeprof-agent: error: cannot use cache dir {settings.cache_dir}: {exc}")
+        return 1
+    except ProtocolError as exc:  # e.g. a TLS file that changed since it was checked
+        _error(f"edgeprof-agent: error: {exc}")
         return 1
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from profiler.settings import parse_memory_size
+from protocol.broker import BrokerAddress, BrokerSettings, broker_settings
 from protocol.errors import ProtocolError
 from protocol.signing import key_id, load_public_key
 from protocol.topics import check_device_id
@@ -43,10 +44,13 @@ ENV_VARS: dict[str, str] = {
     "EDGEPROF_CA_CERT": "ca_cert",
     "EDGEPROF_CLIENT_CERT": "client_cert",
     "EDGEPROF_CLIENT_KEY": "client_key",
+    "EDGEPROF_INSECURE": "insecure",
+    "EDGEPROF_MAX_MEMORY": "max_memory",
     "EDGEPROF_LOG_LEVEL": "log_level",
 }
 _LIST_FIELDS = {"tags", "trust"}
-_BOOL_FIELDS = {"allow_unsigned"}
+_BOOL_FIELDS = {"allow_unsigned", "insecure"}
+_SIZE_FIELDS = {"max_memory"}
 _INT_FIELDS = {"cache_quota_mb"}
 # Keys accepted in the TOML file (password_file resolves into password).
 _FILE_KEYS = set(ENV_VARS.values())
@@ -92,21 +96,40 @@ class AgentSettings:
     """TLS client certificate (needs `client_key`)."""
     client_key: str | None = None
     """TLS client private key."""
+    insecure: bool = False
+    """Do not verify the broker's TLS certificate (testing only; logged loudly)."""
+    max_memory_mb: float | None = None
+    """Memory limit of each profiling worker, in MiB; None: a share of the memory
+    available when the job starts (profiler.limits). A job may ask for less."""
     log_level: str = "INFO"
     """DEBUG, INFO, WARNING or ERROR."""
 
     @property
+    def broker_settings(self) -> BrokerSettings:
+        """The broker address and TLS settings (validated at start-up)."""
+        return broker_settings(
+            self.broker,
+            ca_cert=self.ca_cert,
+            client_cert=self.client_cert,
+            client_key=self.client_key,
+            insecure=self.insecure,
+        )
+
+    @property
+    def address(self) -> BrokerAddress:
+        return self.broker_settings.address
+
+    @property
     def host(self) -> str:
-        return urlsplit(self.broker).hostname or ""
+        return self.address.host
 
     @property
     def port(self) -> int:
-        parts = urlsplit(self.broker)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        return self.address.port
 
     @property
     def tls(self) -> bool:
-        return urlsplit(self.broker).scheme == "mqtts"
+        return self.address.tls
 
     @property
     def cache_quota_bytes(self) -> int:
@@ -117,6 +140,7 @@ class AgentSettings:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "trusted_keys"}
         if out.get("password"):
             out["password"] = "***"
+        out["broker"] = str(self.address)  # a password in the URL stays out of the log
         out["trusted_key_ids"] = sorted(self.trusted_keys)
         return out
 
@@ -145,6 +169,8 @@ def from_env(env: Mapping[str, str]) -> dict[str, Any]:
             out[name] = _split_list(raw)
         elif name in _BOOL_FIELDS:
             out[name] = _parse_bool(var, raw)
+        elif name in _SIZE_FIELDS:
+            out[name] = _memory_size(var, raw)
         elif name in _INT_FIELDS:
             try:
                 out[name] = int(raw)
@@ -187,6 +213,10 @@ def from_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         elif name in _INT_FIELDS:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"config file {path}: {name} must be a whole number")
+        elif name in _SIZE_FIELDS:
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise ConfigError(f'config file {path}: {name} must be a size such as "2G"')
+            value = _memory_size(f"config file {path}: {name}", str(value))
         elif not isinstance(value, str):
             raise ConfigError(f"config file {path}: {name} must be a string")
         out[name] = value
@@ -214,6 +244,13 @@ def load_settings(
     return _validate(merged)
 
 
+def _memory_size(where: str, text: str) -> float:
+    try:
+        return parse_memory_size(text)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def _read_secret(path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").strip()
@@ -221,22 +258,24 @@ def _read_secret(path: str) -> str:
         raise ConfigError(f"cannot read password file {path}: {exc.strerror}") from None
 
 
-def _check_file(name: str, path: str | None) -> None:
-    if path is not None and not Path(path).is_file():
-        raise ConfigError(f"{name} {path} does not exist")
-
-
 def _validate(values: dict[str, Any]) -> AgentSettings:
     broker = values.get("broker")
     if not broker:
         raise ConfigError("no broker: pass --broker mqtt://HOST[:PORT] or set EDGEPROF_BROKER")
-    parts = urlsplit(str(broker))
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ConfigError(f"broker {broker!r}: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+    insecure = bool(values.get("insecure", False))
     try:
-        _ = parts.port
-    except ValueError:
-        raise ConfigError(f"broker {broker!r}: the port is not a number") from None
+        broker_config = broker_settings(
+            str(broker),
+            ca_cert=values.get("ca_cert"),
+            client_cert=values.get("client_cert"),
+            client_key=values.get("client_key"),
+            insecure=insecure,
+        )
+        if broker_config.tls is not None:
+            broker_config.tls.context()  # a PEM file that does not load fails now, not later
+    except ProtocolError as exc:
+        raise ConfigError(str(exc)) from None
+    address = broker_config.address
     device_id = values.get("device_id")
     if not device_id:
         raise ConfigError("no device id: pass --device-id ID or set EDGEPROF_DEVICE_ID")
@@ -264,13 +303,9 @@ def _validate(values: dict[str, Any]) -> AgentSettings:
     level = str(values.get("log_level", "INFO")).upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"log level {level!r}: expected one of {', '.join(LOG_LEVELS)}")
-    client_cert, client_key = values.get("client_cert"), values.get("client_key")
-    if bool(client_cert) != bool(client_key):
-        raise ConfigError("--client-cert and --client-key go together: give both or neither")
-    for name in ("ca_cert", "client_cert", "client_key"):
-        _check_file(name.replace("_", "-"), values.get(name))
-    if (values.get("ca_cert") or client_cert) and parts.scheme != "mqtts":
-        raise ConfigError(f"TLS files given but broker {broker!r} is not mqtts://")
+    max_memory = values.get("max_memory")
+    if isinstance(max_memory, str):  # from the command line; the other sources are parsed
+        max_memory = _memory_size("--max-memory", max_memory)
     tags = tuple(dict.fromkeys(str(t) for t in values.get("tags", ())))
     return AgentSettings(
         broker=str(broker),
@@ -281,10 +316,12 @@ def _validate(values: dict[str, Any]) -> AgentSettings:
         allow_unsigned=allow_unsigned,
         cache_dir=str(values.get("cache_dir") or _default_cache_dir()),
         cache_quota_mb=quota,
-        username=values.get("username"),
-        password=values.get("password"),
+        username=values.get("username") or address.username,
+        password=values.get("password") or address.password,
         ca_cert=values.get("ca_cert"),
-        client_cert=client_cert,
-        client_key=client_key,
+        client_cert=values.get("client_cert"),
+        client_key=values.get("client_key"),
+        insecure=insecure,
+        max_memory_mb=float(max_memory) if max_memory is not None else None,
         log_level=level,
     )

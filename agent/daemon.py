@@ -7,16 +7,21 @@ runner thread profiles models one at a time (each run in its own child process,
 started by profiler.runner), so the agent's own memory stays small and it never
 imports a runtime. An unexpected error while handling one message is logged and
 the agent goes on: a hostile model, a broken message or a dead broker never
-take it down.
+take it down. Bad messages cost a rate-limited line each, never a traceback.
+
+Workers die with the agent (profiler.workers), and are recorded under the
+cache directory, so an agent started after ``kill -9`` first stops any worker
+its previous life left behind. Each model runs from a directory of its own
+(``run/<job>/``) holding only that job's files, so a model naming other files
+(ONNX external data) finds none of the cache's.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -28,15 +33,17 @@ from typing import Any
 from agent.blobs import ChunkAssembler
 from agent.cache import CacheError, ModelCache, atomic_write
 from agent.config import AgentSettings
-from agent.jobs import JobRecords, JobRunner
+from agent.jobs import JobRecords, JobRunner, ReplayGuard
 from agent.mqtt import Inbound, MqttSession
 from agent.outbox import Outbox
+from agent.ratelimit import LogLimiter
 from profiler.runtimes import job_refusal
 from profiler.settings import ProfileSettings
 from protocol import topics
 from protocol.errors import ProtocolError, SignatureError
 from protocol.messages import (
     BlobRef,
+    Cancel,
     ChunkRequest,
     Collect,
     DeviceInfo,
@@ -47,14 +54,15 @@ from protocol.messages import (
     ResultAck,
     decode_json,
 )
+from protocol.payload import MAX_CONTROL_BYTES, first_line
 from protocol.result import RESULT_SCHEMA
-from protocol.signing import open_envelope
+from protocol.signing import envelope_body, open_envelope
 
 log = logging.getLogger(__name__)
 
 AGENT_VERSION = "0.1.0"
 
-MAX_CONTROL_PAYLOAD = 1024 * 1024
+MAX_CONTROL_PAYLOAD = MAX_CONTROL_BYTES
 FIRST_REQUEST_AFTER_S = 1.0
 """Ask for chunks when none came this long after subscribing."""
 QUIET_REQUEST_AFTER_S = 2.0
@@ -99,6 +107,8 @@ class Job:
     """Hashes pinned in the cache for this job (released when it ends)."""
     ended: bool = False
     """Failed before running: downloads no longer serve it."""
+    canceled: bool = False
+    """Canceled by the host while it waited for its turn: it will not run."""
 
     def describe(self, sha256: str) -> str:
         """'the model' or 'the eval file NAME', for messages about one blob."""
@@ -137,10 +147,10 @@ def _unverified_job_id(payload: bytes) -> str | None:
     """The job id claimed by an envelope that failed verification — used only to
     address the rejection event, after validating it as a topic level."""
     try:
-        body = base64.b64decode(decode_json(payload).get("payload") or "", validate=True)
+        body = envelope_body(decode_json(payload, max_bytes=MAX_CONTROL_BYTES))
         job_id = decode_json(body).get("job_id")
         return topics.check_job_id(job_id) if isinstance(job_id, str) else None
-    except (ProtocolError, binascii.Error, ValueError, TypeError):
+    except ProtocolError:
         return None
 
 
@@ -156,7 +166,17 @@ class Agent:
         self.partial_dir = root / "partial"
         self.outbox = Outbox(root / "outbox")
         self.records = JobRecords(root / "jobs.json")
+        self.replays = ReplayGuard(root / "control.json")
+        self.run_dir = root / "run"
         self.epoch = self._next_epoch(root / "agent.json")
+        self._workers_dir = root / "workers"
+        self._stop_leftover_workers()
+        shutil.rmtree(self.run_dir, ignore_errors=True)  # an earlier life's, nothing runs now
+        self._lines = LogLimiter(log, per_minute=10)
+        self._jobs_lock = threading.Lock()
+        self._queued: dict[str, Job] = {}
+        """Jobs handed to the runner that have not started yet, by id."""
+        self._cancel_running: threading.Event | None = None
         self.state = AgentState.STARTING
         self._state_lock = threading.Lock()
         self._stop = threading.Event()
@@ -181,6 +201,22 @@ class Agent:
         self.session.subscribe(topics.job(self.device_id))
         self._prune_files(startup=True)
         self.runner: JobRunner[Job] = JobRunner(self._execute)
+
+    def _stop_leftover_workers(self) -> bool:
+        """Kill the workers an earlier life of this agent left running (after a
+        kill -9 they should have died with it; a stuck one may not have).
+        False while one still lives: no job may start beside it."""
+        from profiler import workers
+
+        workers.record_in(self._workers_dir)
+        alive = workers.kill_leftovers(self._workers_dir)
+        if alive:
+            log.error(
+                "profiling worker(s) %s of an earlier agent will not die: no job starts "
+                "until they are gone",
+                ", ".join(map(str, alive)),
+            )
+        return not alive
 
     @staticmethod
     def _next_epoch(path: Path) -> int:
@@ -215,6 +251,9 @@ class Agent:
 
     def _step(self) -> None:
         try:
+            diagnosis = self.session.take_diagnosis()
+            if diagnosis:
+                log.warning("%s", diagnosis)
             if self.session.take_connect():
                 self._on_connected()
             if self._probe_done.is_set():
@@ -228,8 +267,14 @@ class Agent:
             if message is not None:
                 self._handle(message)
             self._tick()
-        except Exception:
-            log.exception("unexpected error; the agent goes on")
+        except Exception as exc:  # a bug: worth a traceback, but not one per message
+            self._lines.error(
+                f"unexpected:{type(exc).__name__}",
+                "unexpected error (%s: %s); the agent goes on",
+                type(exc).__name__,
+                first_line(exc)[:200],
+                exc_info=True,
+            )
 
     def _shutdown(self) -> None:
         self._set_state(AgentState.STOPPING)
@@ -322,8 +367,8 @@ class Agent:
     def _handle(self, message: Inbound) -> None:
         try:
             where = topics.parse(message.topic)
-        except ProtocolError:
-            log.debug("ignoring message on %s", message.topic)
+        except ProtocolError as exc:
+            self._lines.warning("topic", "ignoring a message: %s", exc)
             return
         if where.kind == "job" and where.device_id == self.device_id:
             self._on_control(message.payload)
@@ -332,8 +377,11 @@ class Agent:
 
     def _on_control(self, payload: bytes) -> None:
         if len(payload) > MAX_CONTROL_PAYLOAD:
-            log.warning(
-                "ignoring a %d-byte control message (limit %d)", len(payload), MAX_CONTROL_PAYLOAD
+            self._lines.warning(
+                "control-size",
+                "ignoring a %d-byte control message (limit %d)",
+                len(payload),
+                MAX_CONTROL_PAYLOAD,
             )
             return
         try:
@@ -351,19 +399,34 @@ class Agent:
             return
         message = opened.message
         if isinstance(message, JobManifest):
-            self._on_manifest(message)
-        elif isinstance(message, ResultAck) and message.device_id == self.device_id:
+            self._on_manifest(message)  # its replay guard is the job id (see _on_manifest)
+            return
+        if not isinstance(message, (ResultAck, Collect, Cancel)) or (
+            message.device_id != self.device_id
+        ):
+            self._lines.warning(
+                "not-ours", "ignoring a %r message not meant for this device", message.TYPE
+            )
+            return
+        if not self.replays.first_time(opened.digest, message.expires_at):
+            self._lines.info(
+                f"replay-{message.TYPE}", "ignoring a replayed %r message", message.TYPE
+            )
+            return
+        if isinstance(message, ResultAck):
             for job_id in message.job_ids:
                 if self.outbox.remove(job_id):
                     log.info("result of job %s acknowledged", job_id)
-        elif isinstance(message, Collect) and message.device_id == self.device_id:
+        elif isinstance(message, Collect):
             self._on_connected()
         else:
-            log.warning("ignoring a %r message not meant for this device", message.TYPE)
+            self._on_cancel(message)
 
     def _reject_unverified(self, payload: bytes, code: str, reason: str) -> None:
         job_id = _unverified_job_id(payload)
-        log.warning("rejected a control message (%s): %s", code, reason)
+        self._lines.warning(
+            f"rejected-{code}", "rejected a control message (%s): %s", code, reason[:300]
+        )
         if job_id is not None:
             self._event(job_id, "rejected", code=code, reason=reason)
 
@@ -731,14 +794,71 @@ class Agent:
                 f.unlink(missing_ok=True)
         return held
 
+    # -- canceling -----------------------------------------------------------
+    def _on_cancel(self, message: Cancel) -> None:
+        """Stop each named job wherever it is: its worker killed if it runs, taken
+        out of the queue or its downloads if it waits; each ends ``canceled``."""
+        for job_id in message.job_ids:
+            with self._jobs_lock:
+                if job_id == self._running_job and self._cancel_running is not None:
+                    log.info("canceling job %s: stopping its worker", job_id)
+                    self._cancel_running.set()  # _execute publishes the result
+                    continue
+                queued = self._queued.get(job_id)
+                if queued is not None:
+                    log.info("canceling job %s before it runs", job_id)
+                    queued.canceled = True  # _execute publishes the result
+                    continue
+            downloading = self._active_job(job_id)
+            if downloading is not None:
+                log.info("canceling job %s while it downloads", job_id)
+                self._abandon(downloading)
+                self._store_and_publish(
+                    downloading.manifest, self._canceled_document(downloading.manifest)
+                )
+                continue
+            log.info("cancel of job %s: nothing to cancel (unknown or already finished)", job_id)
+
+    def _canceled_document(self, manifest: JobManifest) -> dict[str, Any]:
+        """The result of a job canceled before it ran."""
+        return {
+            "schema": RESULT_SCHEMA,
+            "status": "error",
+            "job_id": manifest.job_id,
+            "label": manifest.label,
+            "device": {"id": self.device_id, "tags": list(self.settings.tags)},
+            "model": {
+                "name": manifest.model.name,
+                "sha256": manifest.model.sha256,
+                "size_bytes": manifest.model.size_bytes,
+                "format": manifest.model.format,
+            },
+            "error": {"code": "canceled", "message": "canceled by the host before it ran"},
+        }
+
     # -- running -------------------------------------------------------------
     def _submit(self, job: Job) -> None:
+        with self._jobs_lock:
+            self._queued[job.manifest.job_id] = job
         self.runner.submit(job)  # its files are pinned until it has run
 
     def _execute(self, job: Job) -> None:
         """Runner thread: profile one model, store the result, publish it."""
         manifest = job.manifest
+        with self._jobs_lock:
+            self._queued.pop(manifest.job_id, None)
+            canceled = job.canceled
+            if not canceled:
+                self._cancel_running = threading.Event()
+                self._running_job = manifest.job_id
+        if canceled:
+            self._release(job)
+            self._store_and_publish(manifest, self._canceled_document(manifest))
+            return
         try:
+            while not self._stop_leftover_workers():  # never measure beside an old worker
+                if self._stop.wait(5.0):
+                    return
             path = self.cache.path(manifest.model.sha256)
             data_paths = {
                 kind: self.cache.path(ref.sha256) for kind, ref in manifest.attachments.items()
@@ -750,42 +870,74 @@ class Agent:
                     job, "not_found", f"{what} left the cache before its turn: re-send the job"
                 )
                 return
-            self._running_job = manifest.job_id
             self._set_state(AgentState.BUSY)
             self._publish_state()
             self.records.set(manifest.job_id, "running", manifest.expires_at)
             self._event(manifest.job_id, "running", progress={"phase": "starting"})
             document = self._profile(job, path, {k: p for k, p in data_paths.items() if p})
-            result = JobResult(self.device_id, manifest.job_id, document)
-            self.outbox.put(result)  # on disk before it is published
-            ok = document.get("status") == "ok"
-            self.records.set(manifest.job_id, "succeeded" if ok else "failed", manifest.expires_at)
-            self._publish_result(result)
-            if ok:
-                self._event(manifest.job_id, "succeeded")
-            else:
-                error = document.get("error") or {}
-                self._event(
-                    manifest.job_id,
-                    "failed",
-                    code=str(error.get("code") or "internal"),
-                    reason=str(error.get("message") or "the profiler reported an error"),
-                )
+            self._store_and_publish(manifest, document)
         finally:
             self._release(job)
-            self._running_job = None
+            with self._jobs_lock:
+                self._running_job = None
+                self._cancel_running = None
             if self.state is AgentState.BUSY:
                 self._set_state(AgentState.IDLE)
             if self.session.connected:
                 self._publish_state()
 
-    def _profile(self, job: Job, path: Path, data_paths: dict[str, Path]) -> dict[str, Any]:
+    def _store_and_publish(self, manifest: JobManifest, document: dict[str, Any]) -> None:
+        """Keep a finished job's result in the outbox, publish it and its final event."""
+        try:
+            result = JobResult(self.device_id, manifest.job_id, document)
+        except ProtocolError as exc:  # a profiler bug must not lose the job's answer
+            log.error("job %s produced an invalid result document: %s", manifest.job_id, exc)
+            document = {
+                "schema": RESULT_SCHEMA,
+                "status": "error",
+                "job_id": manifest.job_id,
+                "label": manifest.label,
+                "error": {"code": "internal", "message": f"invalid result document: {exc}"},
+            }
+            result = JobResult(self.device_id, manifest.job_id, document)
+        self.outbox.put(result)  # on disk before it is published
+        ok = document.get("status") == "ok"
+        self.records.set(manifest.job_id, "succeeded" if ok else "failed", manifest.expires_at)
+        self._publish_result(result)
+        if ok:
+            self._event(manifest.job_id, "succeeded")
+        else:
+            error = document["error"]  # checked by JobResult: {code, message} as strings
+            self._event(manifest.job_id, "failed", code=error["code"], reason=error["message"])
+
+    def _job_files(self, job_id: str, model: Path, data_paths: dict[str, Path]) -> dict[str, Path]:
+        """A fresh ``run/<job>/`` holding only this job's files (hard links to the
+        cache, copies where links fail): {"model"|kind: path in it}."""
+        directory = self.run_dir / topics.check_job_id(job_id)
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        wanted = {"model": model, **data_paths}
+        placed = {}
+        for kind, source in wanted.items():
+            target = directory / f"{kind}{source.suffix}"
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+            placed[kind] = target
+        return placed
+
+    def _profile(self, job: Job, cached: Path, cached_data: dict[str, Path]) -> dict[str, Any]:
+        from profiler.limits import with_memory_limit
         from profiler.runner import profile
 
         manifest = job.manifest
-        # The data files are the agent's own cached copies: paths it chose, never the sender.
+        files = self._job_files(manifest.job_id, cached, cached_data)
+        path = files.pop("model")
+        data_paths = files
+        # The data files are the agent's own copies: paths it chose, never the sender.
         settings = dataclasses.replace(
-            job.settings,
+            with_memory_limit(job.settings, self.settings.max_memory_mb),
             eval_path=str(data_paths["eval"]) if "eval" in data_paths else None,
             inputs_path=str(data_paths["inputs"]) if "inputs" in data_paths else None,
         )
@@ -800,12 +952,14 @@ class Agent:
                 on_phase=lambda phase: self._event(
                     manifest.job_id, "running", progress={"phase": phase}
                 ),
-                # The cached files are named by their hashes: every message and the
-                # result name them as the host did.
+                # The job's files are named model.<fmt>, eval.npz, ...: every message
+                # and the result name them as the host did.
                 model_name=manifest.model.name,
                 names={
                     str(data_paths[kind]): manifest.attachments[kind].name for kind in data_paths
                 },
+                cancel=self._cancel_running,
+                allow_external_data=False,  # a job carries no such files
             )
         except Exception as exc:  # profile() should not raise; a result must still go back
             log.exception("the profiler raised on job %s", manifest.job_id)
@@ -816,6 +970,8 @@ class Agent:
                 "label": manifest.label,
                 "error": {"code": "internal", "message": f"profiler error: {exc}"},
             }
+        finally:
+            shutil.rmtree(path.parent, ignore_errors=True)
         document.setdefault("schema", RESULT_SCHEMA)
         return document
 

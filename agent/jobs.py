@@ -161,3 +161,51 @@ class JobRunner(Generic[T]):
                 log.exception("job failed unexpectedly; going on with the next one")
             finally:
                 self._busy.clear()
+
+
+class ReplayGuard:
+    """Digests of the control messages already handled (ack, collect, cancel),
+    each kept until its message expires, persisted in `path` (JSON, atomic).
+
+    A signed message replayed — by the broker, or by anyone who recorded it —
+    has the digest of one already handled and is ignored, across restarts too.
+    Only verified messages are recorded, so the file holds what the host sent.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, path: str | os.PathLike[str], *, skew_s: float = 300.0) -> None:
+        self.path = Path(path)
+        self.skew_s = skew_s
+        self._lock = threading.Lock()
+        self._seen: dict[str, float] = {}
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            if isinstance(raw, dict):
+                self._seen = {
+                    str(k): float(v)
+                    for k, v in raw.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)
+                }
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            log.warning("control replay records unreadable (%s): starting without them", exc)
+
+    def first_time(self, digest: str, expires_at: float, now: float | None = None) -> bool:
+        """True (and remembered) the first time a message is seen; False for a replay."""
+        now = time.time() if now is None else now
+        with self._lock:
+            if digest in self._seen:
+                return False
+            self._seen = {d: e for d, e in self._seen.items() if e + self.skew_s >= now}
+            if len(self._seen) >= self.MAX_ENTRIES:  # never in practice: drop the soonest to go
+                for old in sorted(self._seen, key=self._seen.__getitem__)[: len(self._seen) // 10]:
+                    del self._seen[old]
+            self._seen[digest] = expires_at
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps(self._seen, sort_keys=True).encode())
+            return True
+
+    def __len__(self) -> int:
+        return len(self._seen)

@@ -2,13 +2,17 @@
 
 paho's network thread does no work here: callbacks only queue incoming messages
 and remember that a (re)connect happened. Control messages (the device's own
-``dev/{id}/job`` topic: manifests, acks, collect requests) have their own queue,
-served first and never dropped in practice (bounded only by a generous count),
-so a chunk flood cannot drown a job; chunks go to a bounded inbox that drops
-when full (a lost chunk is requested again). Other agents' chunk requests,
-which share the ``blob/{sha}/+`` filter with the chunks, are discarded here. Subscriptions
-are (re)made in the connect callback, every time; the Last Will marks the
-device offline. Reconnects use paho's backoff (1 s doubling to 30 s).
+``dev/{id}/job`` topic: manifests, acks, collect and cancel requests) have their
+own queue, served first, so a chunk flood cannot drown a job; chunks go to an
+inbox that drops when full (a lost chunk is requested again). Both queues are
+bounded by bytes, and a message's size is checked before it is queued: a flood
+of big payloads costs dropped messages, never the device's memory. Other
+agents' chunk requests, which share the ``blob/{sha}/+`` filter with the chunks,
+are discarded here. Subscriptions are (re)made in the connect callback, every
+time; the Last Will marks the device offline. Reconnects use paho's backoff
+(1 s doubling to 30 s); a failed connection is named (unknown CA, host name
+mismatch, missing client certificate, nothing listening) by
+:func:`protocol.broker.diagnose`, run on the agent's main thread.
 """
 
 from __future__ import annotations
@@ -24,13 +28,48 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import AgentSettings
+from agent.ratelimit import LogLimiter
+from protocol.broker import diagnose
+from protocol.messages import DEFAULT_CHUNK_SIZE
+from protocol.payload import MAX_CONTROL_BYTES
 
 log = logging.getLogger(__name__)
 
 INBOX_SIZE = 512
 """Chunks waiting to be written; beyond this they are dropped (and requested again)."""
-CONTROL_QUEUE_SIZE = 10_000
-"""Control messages waiting; far more than a host ever sends to one device at once."""
+INBOX_BYTES = 512 * DEFAULT_CHUNK_SIZE
+"""Bytes of chunks waiting (32 MiB): bigger chunks fill the inbox sooner."""
+MAX_CHUNK_BYTES = 1024 * 1024
+"""No blob's chunks are bigger (protocol.messages.BlobRef); a bigger payload on a
+chunk topic is dropped before it is queued."""
+CONTROL_QUEUE_BYTES = 16 * 1024 * 1024
+"""Bytes of control messages waiting; a host sends a few KB per job."""
+
+
+class BoundedQueue:
+    """A FIFO of messages bounded by count and by bytes (not thread-safe: the
+    session guards it with its condition)."""
+
+    def __init__(self, max_count: int, max_bytes: int) -> None:
+        self.max_count = max_count
+        self.max_bytes = max_bytes
+        self._items: deque[Inbound] = deque()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def fits(self, size: int) -> bool:
+        return len(self._items) < self.max_count and self.bytes + size <= self.max_bytes
+
+    def append(self, item: Inbound) -> None:
+        self._items.append(item)
+        self.bytes += len(item.payload)
+
+    def popleft(self) -> Inbound:
+        item = self._items.popleft()
+        self.bytes -= len(item.payload)
+        return item
 
 
 @dataclass(frozen=True)
@@ -53,16 +92,16 @@ class MqttSession:
         will_payload: bytes,
         control_topic: str,
         inbox_size: int = INBOX_SIZE,
-        control_size: int = CONTROL_QUEUE_SIZE,
+        inbox_bytes: int = INBOX_BYTES,
+        control_bytes: int = CONTROL_QUEUE_BYTES,
     ) -> None:
         self.settings = settings
         self.control_topic = control_topic
-        self._inbox: deque[Inbound] = deque()
-        self._inbox_size = inbox_size
-        self._control: deque[Inbound] = deque()
-        self._control_size = control_size
+        self._inbox = BoundedQueue(inbox_size, inbox_bytes)
+        self._control = BoundedQueue(1_000_000, control_bytes)
         self._arrived = threading.Condition()
         self._control_dropped = 0
+        self._oversized = LogLimiter(log, per_minute=6)
         self._subscriptions: set[str] = set()
         self._lock = threading.Lock()
         self._connected = threading.Event()
@@ -78,25 +117,37 @@ class MqttSession:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         if settings.username:
             client.username_pw_set(settings.username, settings.password)
-        if settings.tls:
-            client.tls_set(
-                ca_certs=settings.ca_cert,
-                certfile=settings.client_cert,
-                keyfile=settings.client_key,
-            )
+        broker = settings.broker_settings
+        if broker.tls is not None:
+            # One context for every reconnect, verified as protocol.broker says;
+            # with --insecure its check_hostname is off, and paho follows it.
+            client.tls_set_context(broker.tls.context())
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         self._client = client
         self._failed_attempts = 0
+        self._diagnose = threading.Event()
+        self._got_connack = False
 
     # -- paho callbacks (network thread: no work here) ------------------------
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
+        self._got_connack = True
         if reason_code.is_failure:
-            log.warning("broker refused the connection: %s", reason_code)
+            self._failed_attempts += 1
+            if self._failed_attempts == 1 or self._failed_attempts % 10 == 0:
+                log.warning(
+                    "the broker at %s refused the connection: %s%s",
+                    self.settings.address,
+                    reason_code,
+                    " (check --username and the password)"
+                    if "authori" in str(reason_code).lower()
+                    or "password" in str(reason_code).lower()
+                    else "",
+                )
             return
         with self._lock:
             topics = sorted(self._subscriptions)
@@ -105,46 +156,64 @@ class MqttSession:
         self._connected.set()
         self._connect_pending.set()
         self._failed_attempts = 0
-        log.info("connected to %s", self.settings.broker)
+        log.info("connected to %s", self.settings.address)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
+        was_connected = self._connected.is_set()
         self._connected.clear()
-        log.warning("disconnected from the broker (%s); reconnecting with backoff", reason_code)
+        if was_connected:
+            log.warning("disconnected from the broker (%s); reconnecting with backoff", reason_code)
+        elif not self._got_connack:
+            # The socket (and TLS handshake) worked but the broker hung up before
+            # answering CONNECT: with TLS 1.3 that is how a missing client
+            # certificate shows. Counted as a failed attempt and named.
+            self._on_connect_fail(client, userdata)
+        self._got_connack = False
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        # The broker is down or unreachable: say so (the first time, then every
-        # 10th try, so a long outage does not flood the journal); paho retries
-        # with backoff (1 s doubling to 30 s).
+        # paho does not say why; the main thread finds out (take_diagnosis) the
+        # first time, then every 10th try, so a long outage does not flood the
+        # journal. paho retries with backoff (1 s doubling to 30 s).
         self._failed_attempts += 1
         if self._failed_attempts == 1 or self._failed_attempts % 10 == 0:
-            log.warning(
-                "cannot reach the broker at %s (attempt %d); retrying with backoff",
-                self.settings.broker,
-                self._failed_attempts,
-            )
+            self._diagnose.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         topic = message.topic
+        size = len(message.payload)  # checked before anything is copied or queued
         if topic == self.control_topic:
+            if size > MAX_CONTROL_BYTES:
+                self._oversized.warning(
+                    "oversized", "ignoring a %d-byte control message (limit %d)",
+                    size, MAX_CONTROL_BYTES,
+                )  # fmt: skip
+                return
             with self._arrived:
-                if len(self._control) < self._control_size:
+                if self._control.fits(size):
                     self._control.append(Inbound(topic, bytes(message.payload)))
                     self._arrived.notify()
                     return
             self._control_dropped += 1
-            log.error(
-                "!!! %d control messages waiting: dropped one (%d so far); the host "
-                "re-sends unanswered manifests !!!",
-                self._control_size,
+            self._oversized.error(
+                "control-full",
+                "!!! %d MiB of control messages waiting: dropped one (%d so far); the "
+                "host re-sends unanswered manifests !!!",
+                self._control.max_bytes // 2**20,
                 self._control_dropped,
             )
             return
         if topic.endswith("/request"):
             return  # another agent asking the host for chunks: nothing for us
+        if size > MAX_CHUNK_BYTES:
+            self._oversized.warning(
+                "chunk-size", "ignoring a %d-byte payload on %s: no chunk is that big",
+                size, topic[:120],
+            )  # fmt: skip
+            return
         with self._arrived:
-            if len(self._inbox) < self._inbox_size:
+            if self._inbox.fits(size):
                 self._inbox.append(Inbound(topic, bytes(message.payload)))
                 self._arrived.notify()
                 return
@@ -164,6 +233,20 @@ class MqttSession:
             if self._inbox:
                 return self._inbox.popleft()
             return None
+
+    def take_diagnosis(self) -> str | None:
+        """After a failed connection attempt worth logging: why it failed, in one
+        line (blocks up to a few seconds: call it from the agent's thread)."""
+        if not self._diagnose.is_set():
+            return None
+        self._diagnose.clear()
+        reason = diagnose(self.settings.broker_settings) or (
+            f"{self.settings.address} did not answer CONNECT"
+        )
+        return (
+            f"cannot connect to the broker: {reason} "
+            f"(attempt {self._failed_attempts}; retrying with backoff)"
+        )
 
     @property
     def dropped_chunks(self) -> int:

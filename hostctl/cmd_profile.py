@@ -71,6 +71,7 @@ def profile_command(
     sustained: options.Sustained = None,
     cool_down: options.CoolDown = False,
     per_op: options.PerOp = False,
+    max_memory: options.MaxMemory = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Wall-clock limit of the worker, seconds.")
     ] = None,
@@ -113,6 +114,7 @@ def profile_command(
             sustained=sustained,
             cool_down=cool_down,
             per_op=per_op,
+            max_memory=max_memory,
         )
     except ValueError as exc:
         raise _fail(option_names(str(exc))) from None

@@ -127,6 +127,7 @@ def push_command(
     sustained: options.Sustained = None,
     cool_down: options.CoolDown = False,
     per_op: options.PerOp = False,
+    max_memory: options.MaxMemory = None,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1.0, help="Seconds to wait for all results.")
     ] = 600.0,
@@ -178,6 +179,7 @@ def push_command(
                 sustained=sustained,
                 cool_down=cool_down,
                 per_op=per_op,
+                max_memory=max_memory,
             )
         except ValueError as exc:
             raise HostctlError(option_names(str(exc))) from None

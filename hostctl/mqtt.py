@@ -12,22 +12,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
-import ssl
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
 
 from hostctl.errors import HostctlError
+from protocol.broker import DEFAULT_PORTS, BrokerAddress, BrokerSettings, broker_settings
+from protocol.broker import parse_broker_url as _parse_broker_url
+from protocol.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+__all__ = ["DEFAULT_PORTS", "BrokerAddress", "HostSession", "parse_broker_url"]
 
 
 class ConnectionOptions(Protocol):
@@ -49,53 +49,28 @@ class ConnectionOptions(Protocol):
     def insecure(self) -> bool: ...
 
 
-@dataclass(frozen=True)
-class BrokerAddress:
-    """A parsed broker URL."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.host:
-            raise HostctlError("broker URL has no host: use mqtt://HOST[:PORT]")
-        if not 0 < self.port < 65536:
-            raise HostctlError(f"broker port {self.port} is out of range")
-
-    def __str__(self) -> str:
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
-
-
 def parse_broker_url(url: str) -> BrokerAddress:
-    """Parse ``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://...``.
-
-    A bare ``host[:port]`` means ``mqtt://``. Raises HostctlError with the form expected.
-    """
-    text = url.strip()
-    if "://" not in text:
-        text = "mqtt://" + text
-    parts = urlsplit(text)
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise HostctlError(
-            f"broker URL {url!r}: scheme must be mqtt:// or mqtts:// (e.g. mqtt://pi.local:1883)"
-        )
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise HostctlError(f"broker URL {url!r}: expected mqtt[s]://HOST[:PORT] with no path")
+    """Parse ``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://...`` (protocol.broker,
+    shared with the agent). Raises HostctlError with the form expected."""
     try:
-        port = parts.port
-    except ValueError:
-        raise HostctlError(f"broker URL {url!r}: the port is not a number in 1-65535") from None
-    return BrokerAddress(
-        host=parts.hostname or "",
-        port=port if port is not None else DEFAULT_PORTS[scheme],
-        tls=scheme == "mqtts",
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
+        return _parse_broker_url(url)
+    except ProtocolError as exc:
+        raise HostctlError(str(exc)) from None
+
+
+def connection_settings(options: ConnectionOptions) -> BrokerSettings:
+    """The broker address and TLS settings of the global options, validated as
+    the agent validates its own (protocol.broker). Raises HostctlError."""
+    try:
+        return broker_settings(
+            options.broker,
+            ca_cert=options.ca_cert,
+            client_cert=options.client_cert,
+            client_key=options.client_key,
+            insecure=options.insecure,
+        )
+    except ProtocolError as exc:
+        raise HostctlError(str(exc)) from None
 
 
 def host_client_id(db_path: str | Path) -> str:
@@ -164,7 +139,8 @@ class HostSession:
         persistent: bool,
         queue_size: int = 10_000,
     ) -> None:
-        self.address = parse_broker_url(options.broker)
+        self.broker = connection_settings(options)
+        self.address = self.broker.address
         self.client_id = client_id
         self._subscriptions = list(subscriptions)
         self._queue: queue.Queue[Message] = queue.Queue(maxsize=queue_size)
@@ -191,8 +167,11 @@ class HostSession:
         password = options.password or self.address.password
         if username:
             client.username_pw_set(username, password)
-        if self.address.tls:
-            self._configure_tls(client, options)
+        if self.broker.tls is not None:
+            try:
+                client.tls_set_context(self.broker.tls.context())
+            except ProtocolError as exc:
+                raise HostctlError(str(exc)) from None
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
@@ -200,27 +179,6 @@ class HostSession:
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         return client
-
-    @staticmethod
-    def _configure_tls(client: Any, options: ConnectionOptions) -> None:
-        for label, path in (
-            ("--ca-cert", options.ca_cert),
-            ("--client-cert", options.client_cert),
-            ("--client-key", options.client_key),
-        ):
-            if path and not Path(path).is_file():
-                raise HostctlError(f"{label} {path}: no such file")
-        try:
-            client.tls_set(
-                ca_certs=options.ca_cert,
-                certfile=options.client_cert,
-                keyfile=options.client_key,
-                cert_reqs=ssl.CERT_NONE if options.insecure else ssl.CERT_REQUIRED,
-            )
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise HostctlError(f"cannot set up TLS: {exc}") from None
-        if options.insecure:
-            client.tls_insecure_set(True)
 
     # -- paho callbacks (network thread: hand off only) ---------------------------
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -261,24 +219,35 @@ class HostSession:
     # -- API -----------------------------------------------------------------------
     def connect(self, timeout: float = 10.0) -> None:
         """Connect and wait until subscribed; HostctlError when the broker is unreachable."""
+        from protocol.broker import describe_socket_error, diagnose
+
         try:
             # A synchronous first connect: an unreachable broker fails now, not after
             # the timeout; later reconnects are paho's (loop_start, with backoff).
             self._client.connect(self.address.host, self.address.port, keepalive=30)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # ssl errors are OSErrors: named here
+            import ssl
+
+            hint = "" if isinstance(exc, ssl.SSLError) else " (check --broker, or EDGEPROF_BROKER)"
             raise HostctlError(
-                f"cannot connect to the broker at {self.address}: {exc} "
-                "(check --broker, or EDGEPROF_BROKER)"
+                f"cannot connect to the broker: {describe_socket_error(exc, self.address)}{hint}"
             ) from None
         self._client.loop_start()
         deadline = time.monotonic() + timeout
         if not self._subscribed.wait(timeout) or self._connect_error:
-            reason = self._connect_error or f"no connection within {timeout:.0f} s"
+            reason = self._connect_error
             self.close()
-            raise HostctlError(
-                f"cannot connect to the broker at {self.address}: {reason} "
-                "(check --broker, or EDGEPROF_BROKER)"
-            )
+            if reason is None:
+                # The socket opened, but no CONNACK came: with TLS 1.3 a missing or
+                # refused client certificate shows only now; find out which.
+                reason = diagnose(self.broker) or (
+                    f"{self.address} did not answer CONNECT within {timeout:.0f} s"
+                )
+            else:
+                reason = f"the broker at {self.address} refused the connection: {reason}"
+                if "authori" in reason.lower() or "password" in reason.lower():
+                    reason += " (check --username and --password / EDGEPROF_PASSWORD)"
+            raise HostctlError(f"cannot connect to the broker: {reason}")
         logger.debug("subscribed after %.2f s", timeout - (deadline - time.monotonic()))
 
     def subscribe(self, topic: str, qos: int = 1) -> None:

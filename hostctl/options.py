@@ -125,6 +125,16 @@ PerOp = Annotated[
     ),
 ]
 
+MaxMemory = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        help="Memory limit of the worker process, e.g. 512M or 2G (default: 80% of the "
+        "memory available when it starts; a device's own limit caps it).",
+        show_default=False,
+    ),
+]
+
 
 def option_names(message: str) -> str:
     """A ProfileSettings message in the option names the user typed (runs -> --runs)."""
@@ -155,6 +165,7 @@ def build_settings(
     sustained: str | None = None,
     cool_down: bool = False,
     per_op: bool = False,
+    max_memory: str | None = None,
 ) -> Any:
     """ProfileSettings from CLI values; options left as None keep the defaults.
 
@@ -168,6 +179,7 @@ def build_settings(
         parse_duration,
         parse_input_range_option,
         parse_input_value_option,
+        parse_memory_size,
         parse_shape_option,
     )
 
@@ -207,6 +219,11 @@ def build_settings(
         kwargs["cool_down"] = True
     if per_op:
         kwargs["per_op"] = True
+    if max_memory is not None:
+        try:
+            kwargs["max_memory_mb"] = parse_memory_size(max_memory)
+        except ValueError as exc:
+            raise ValueError(f"--max-memory: {exc}") from None
     return ProfileSettings(**kwargs)
 
 

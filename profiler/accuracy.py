@@ -45,6 +45,9 @@ def _require_npz(file: Path) -> None:
         raise ProfilerError(BAD_EVAL_DATA, f"evaluation file {file} does not exist")
     head = file_magic(file)
     if head.startswith(ZIP_MAGIC):
+        from profiler.arrays import check_declared_size
+
+        check_declared_size(file, code=BAD_EVAL_DATA)  # a zip bomb stops here, before any read
         return
     what = "a single .npy array" if head.startswith(NPY_MAGIC) else "not a .npz archive"
     raise ProfilerError(

@@ -21,6 +21,7 @@ BAD_EVAL_DATA = "bad_eval_data"  # --eval file missing x/y or of the wrong shape
 OUT_OF_MEMORY = "out_of_memory"  # inputs or the run needed more memory than the device has
 CRASHED = "crashed"  # the worker process died (signal or non-zero exit)
 TIMEOUT = "timeout"  # the worker exceeded its time limit and was killed
+CANCELED = "canceled"  # the job was canceled (hostctl cancel) and its worker killed
 INTERNAL = "internal"  # a bug in edgeprof
 
 

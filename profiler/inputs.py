@@ -412,6 +412,9 @@ def load_input_file(path: str, specs: Sequence[TensorSpec]) -> dict[str, Array]:
             f"{display_name(file)} is neither a .npy nor a .npz file; save inputs with "
             "np.save(path, array) or np.savez(path, name=array, ...)",
         )
+    from profiler.arrays import check_declared_size
+
+    check_declared_size(file, code=BAD_INPUT)  # a zip bomb stops here, before any read
     try:
         loaded = np.load(file, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:

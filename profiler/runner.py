@@ -8,7 +8,6 @@ stdout/stderr go to a temporary log whose tail is quoted when it fails.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -24,7 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from profiler.errors import BAD_MODEL, CRASHED, INTERNAL, OUT_OF_MEMORY, TIMEOUT, ProfilerError
+from profiler import workers
+from profiler.errors import (
+    BAD_MODEL,
+    CANCELED,
+    CRASHED,
+    INTERNAL,
+    OUT_OF_MEMORY,
+    TIMEOUT,
+    ProfilerError,
+)
 from profiler.memory import maxrss_to_mb
 from profiler.phases import phase_words
 from profiler.settings import ProfileSettings
@@ -33,6 +41,8 @@ log = logging.getLogger(__name__)
 
 ANALYSIS_TIMEOUT_S = 120.0
 _LOG_TAIL_CHARS = 300
+MAX_REPLY_LINE = 64 * 1024 * 1024
+"""A worker's reply line longer than this is dropped (it would only grow the parent)."""
 
 
 def _worker_argv() -> list[str]:
@@ -68,6 +78,8 @@ class ChildOutcome:
     """How the worker made the inputs (``settings.inputs``), once it had."""
     available_mb_at_start: float | None = None
     """Memory available (MemAvailable) when the worker started."""
+    canceled: bool = False
+    """Killed because the caller's cancel event was set."""
 
 
 def _log_tail(log_file: Any) -> str:
@@ -88,7 +100,9 @@ def _handle_message(
 ) -> None:
     try:
         message = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
+        message = None
+    if not isinstance(message, dict):
         log.warning("worker sent a malformed line: %r", line[:200])
         return
     kind = message.get("type")
@@ -110,33 +124,28 @@ def _handle_message(
         outcome.runtime = dict(runtime) if isinstance(runtime, dict) else None
 
 
-def _kill(pid: int) -> None:
-    # The child leads its own session: kill it and anything it started.
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-_LIVE_WORKERS: set[int] = set()
-"""Process ids of workers running now (their own sessions: a signal to the
-caller's process group does not reach them)."""
-_LIVE_LOCK = threading.Lock()
+# The child leads its own session: kill it and anything it started.
+_kill = workers.kill_group
 
 
 def kill_running_workers() -> int:
     """Kill every worker (and what it started) that is running now; returns how many.
 
     For a daemon that is stopping: its workers lead their own sessions, so
-    neither Ctrl-C nor the daemon's exit reaches them, and an orphaned worker
-    would keep a core busy beside the next measurement.
+    neither Ctrl-C nor the daemon's exit reaches them (a worker whose parent is
+    killed outright dies by itself: see profiler.workers).
     """
-    with _LIVE_LOCK:
-        pids = list(_LIVE_WORKERS)
-    for pid in pids:
-        _kill(pid)
-    return len(pids)
+    return workers.kill_running()
+
+
+def _watch_cancel(
+    cancel: threading.Event, pid: int, done: threading.Event, outcome: ChildOutcome
+) -> None:
+    while not done.wait(0.1):
+        if cancel.is_set():
+            outcome.canceled = True
+            _kill(pid)  # its reply pipe closes: the runner reaps it as usual
+            return
 
 
 def run_child(
@@ -145,40 +154,55 @@ def run_child(
     timeout_s: float,
     argv: Sequence[str] | None = None,
     on_phase: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> ChildOutcome:
-    """Run one worker process to completion (or kill it at ``timeout_s``).
+    """Run one worker process to completion (or kill it at ``timeout_s``, or
+    when `cancel` is set).
 
     Never raises for what the child does; the outcome says how it ended. Peak
     RSS comes from the kernel's rusage of the reaped child (``os.wait4``).
+    The child dies with this process (profiler.workers).
     """
     from profiler.memory import memory_available_mb
 
     outcome = ChildOutcome(available_mb_at_start=memory_available_mb())
+    if cancel is not None and cancel.is_set():
+        outcome.canceled = True
+        return outcome
     with tempfile.TemporaryFile(prefix="edgeprof-worker-") as log_file:
         read_fd, write_fd = os.pipe()
+        lifeline = workers.Lifeline()
         try:
             proc = subprocess.Popen(
                 list(argv or _worker_argv()),
                 stdin=subprocess.PIPE,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                pass_fds=(write_fd,),
+                pass_fds=(write_fd, *lifeline.fds),
                 env=_child_env(),
                 start_new_session=True,
             )
         except OSError as exc:
             os.close(read_fd)
             os.close(write_fd)
+            lifeline.close()
             outcome.error = ProfilerError(INTERNAL, f"cannot start the worker process: {exc}")
             return outcome
         os.close(write_fd)  # the child holds the only write end: EOF when it exits
-        with _LIVE_LOCK:
-            _LIVE_WORKERS.add(proc.pid)
+        request = {**request, "reply_fd": write_fd, **lifeline.request_fields()}
+        lifeline.child_started()
+        workers.started(proc.pid)
+        done = threading.Event()
+        if cancel is not None:
+            threading.Thread(
+                target=_watch_cancel, args=(cancel, proc.pid, done, outcome), daemon=True
+            ).start()
         try:
-            _talk(proc, {**request, "reply_fd": write_fd}, read_fd, timeout_s, outcome, on_phase)
+            _talk(proc, request, read_fd, timeout_s, outcome, on_phase)
         finally:
-            with _LIVE_LOCK:
-                _LIVE_WORKERS.discard(proc.pid)
+            done.set()
+            workers.ended(proc.pid)
+            lifeline.close()  # only now: the child is reaped
             os.close(read_fd)
         outcome.log_tail = _log_tail(log_file)
     return outcome
@@ -234,6 +258,9 @@ def _read_replies(
             if not chunk:
                 break
             buffer += chunk
+            if len(buffer) > MAX_REPLY_LINE and b"\n" not in chunk:
+                log.warning("worker sent a line of more than %d bytes: dropped", MAX_REPLY_LINE)
+                buffer = b""
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 if line.strip():
@@ -294,6 +321,8 @@ def outcome_error(
     """
     where = f"{phase_words(outcome.phase)} {model_name}"
     tail = f" (last output: {outcome.log_tail})" if outcome.log_tail else ""
+    if outcome.canceled:
+        return ProfilerError(CANCELED, f"canceled while {where}; the worker was stopped")
     if outcome.timed_out:
         return ProfilerError(
             TIMEOUT,
@@ -313,7 +342,7 @@ def outcome_error(
             return ProfilerError(
                 OUT_OF_MEMORY,
                 f"worker was killed while {where}, most likely out of memory ({oom}); "
-                "lower --shape (batch) or free memory",
+                "lower --shape (batch), free memory or raise --max-memory",
             )
         # Only the TFLite runtimes have an XNNPACK delegate to switch off.
         hint = (
@@ -451,6 +480,8 @@ def profile(
     model_name: str | None = None,
     names: Mapping[str, str] | None = None,
     root: str = "/",
+    cancel: threading.Event | None = None,
+    allow_external_data: bool = True,
 ) -> dict[str, Any]:
     """Measure one model in a fresh worker process and return its result document.
 
@@ -465,6 +496,11 @@ def profile(
     message is made, in this process and in the worker.
     ``root`` points the parent's sysfs/procfs readers (environment, power,
     temperature) at another tree: tests run real profiles on recorded boards.
+    Setting `cancel` kills the worker (error code ``canceled``). The worker
+    runs under ``settings.max_memory_mb`` (default: a share of the memory
+    available, see profiler.limits). An ONNX model's external data must stay
+    in the model's directory; ``allow_external_data=False`` (the agent, whose
+    jobs carry no such files) refuses any.
     """
     shown = {os.path.normpath(str(p)): n for p, n in (names or {}).items() if n}
     if model_name:
@@ -481,6 +517,8 @@ def profile(
         analyze=analyze,
         names=shown,
         root=root,
+        cancel=cancel,
+        allow_external_data=allow_external_data,
     )
 
 
@@ -497,14 +535,17 @@ def _profile(
     analyze: bool,
     names: Mapping[str, str],
     root: str = "/",
+    cancel: threading.Event | None = None,
+    allow_external_data: bool = True,
 ) -> dict[str, Any]:
     from profiler.backends import detect_format
+    from profiler.limits import with_memory_limit
     from profiler.observe import Observation
     from profiler.result import build_result, model_section, settings_section
     from profiler.stats import detect_drift, latency_stats, stability_flags
     from protocol.result import decode_samples
 
-    settings = settings or ProfileSettings()
+    settings = with_memory_limit(settings or ProfileSettings())
     path = str(model_path)
     name = names.get(os.path.normpath(path)) or Path(path).name
     # The worker names files the same way (profiler.names), by absolute path too.
@@ -514,6 +555,10 @@ def _profile(
 
     try:
         fmt = detect_format(path, name)
+        if fmt == "onnx":
+            from profiler.external_data import check_external_data
+
+            check_external_data(path, settings, allow=allow_external_data)
     except ProfilerError as exc:
         return build_result(
             status="error",
@@ -541,15 +586,16 @@ def _profile(
             timeout_s=timeout_s,
             argv=worker_cmd,
             on_phase=on_phase,
+            cancel=cancel,
         )
     env_after = _snapshot(root)
-    err = outcome_error(outcome, name, timeout_s, fmt=fmt)
+    err = outcome_error(outcome, name, timeout_s, fmt=fmt, memory_limit_mb=settings.max_memory_mb)
     data = outcome.result or {}
     if "analysis" in data:  # done by the worker after its last memory reading
         report = data["analysis"]
         model_report = report.get("model") if isinstance(report, Mapping) else None
         analysis = dict(model_report) if isinstance(model_report, Mapping) else None
-    elif analyze and (err is None or err.code not in (CRASHED, TIMEOUT, BAD_MODEL)):
+    elif analyze and (err is None or err.code not in (CRASHED, TIMEOUT, BAD_MODEL, CANCELED)):
         # the measurement failed before the worker got to it: still worth knowing
         analysis = _analysis(path, settings, quiet=err is not None)
     else:

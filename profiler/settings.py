@@ -67,6 +67,9 @@ class ProfileSettings:
     """After the measurement, a separate profiling pass: time per op type (ONNX Runtime)."""
     energy: bool = True
     """Sample the board's power during the steady state where it can be measured."""
+    max_memory_mb: float | None = None
+    """Memory limit of the worker process (MiB); None: a share of the memory
+    available when it starts (see profiler.limits)."""
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -92,6 +95,8 @@ class ProfileSettings:
             raise ValueError("sustained must be a positive duration")
         if self.cool_down_margin_c < 0 or self.cool_down_max_s < 0:
             raise ValueError("cool-down margin and limit must be 0 or more")
+        if self.max_memory_mb is not None and not self.max_memory_mb >= MIN_MEMORY_MB:
+            raise ValueError(f"max_memory_mb must be at least {MIN_MEMORY_MB:.0f}")
 
     def effective_timeout(self) -> float:
         """The worker's wall-clock limit: explicit, or generous enough for the phases."""
@@ -245,3 +250,25 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise ValueError(f"{text!r}: the duration must be positive")
     return seconds
+
+
+MIN_MEMORY_MB = 64.0
+"""Below this no worker starts at all (the interpreter and NumPy alone take ~30 MiB)."""
+_SIZE_UNITS = {"": 1.0, "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0 * 1024}
+
+
+def parse_memory_size(text: str) -> float:
+    """``--max-memory`` values: ``512M``, ``2G``, ``1.5GiB``, ``800`` (MiB) → MiB.
+
+    Raises ValueError with a message that shows the expected form.
+    """
+    value = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in "KMGT" else ""
+    number = value[: len(value) - len(unit)].strip()
+    try:
+        size = float(number) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise ValueError(f"memory size {text!r}: expected e.g. 512M or 2G") from None
+    if not size >= MIN_MEMORY_MB or size == float("inf"):
+        raise ValueError(f"memory size {text!r}: a worker needs at least {MIN_MEMORY_MB:.0f} MiB")
+    return size

@@ -1,8 +1,10 @@
 """The measuring child process: ``python -m profiler.worker``.
 
 Protocol (the runner's side is :func:`profiler.runner.run_child`): the request
-is one JSON object on stdin, ``{"mode": "measure"|"analyze"|"probe",
-"model_path": ..., "settings": {...}, "reply_fd": N}``. Replies are JSON lines
+is one JSON object on stdin, ``{"mode": "measure"|"analyze"|"probe"|"external_data",
+"model_path": ..., "settings": {...}, "reply_fd": N, "lifeline_fd": L,
+"parent_pid": P}``; the worker dies with its parent (profiler.workers) and
+runs under ``settings.max_memory_mb`` (profiler.limits). Replies are JSON lines
 on file descriptor N (never stdout: runtimes print there):
 ``{"type": "phase", "phase": P}`` as the work goes on, ``{"type": "inputs", "data":
 {...}}`` once the inputs are prepared (how they were made and their shapes: the
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
+from profiler import limits
 from profiler.errors import INTERNAL, OUT_OF_MEMORY, RUNTIME_ERROR, ProfilerError
 from profiler.memory import read_rss
 from profiler.names import display_name, set_display_names
@@ -405,13 +408,14 @@ def _error_for(exc: BaseException, phase: str, model_path: str | None) -> Profil
     if isinstance(exc, ProfilerError):
         return exc
     name = display_name(model_path, "the model")
-    if isinstance(exc, MemoryError):  # NumPy's _ArrayMemoryError too
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # MemoryError (NumPy's _ArrayMemoryError too), or a runtime's "failed to allocate".
+    if limits.is_allocation_failure(exc):
         return ProfilerError(
             OUT_OF_MEMORY,
-            f"out of memory while {phase_words(phase)} {name}: {exc or 'allocation failed'}; "
-            "lower --shape (batch) or free memory",
+            f"out of memory while {phase_words(phase)} {name}{limits.limit_words()}: "
+            f"{limits.allocation_words(exc)}; lower --shape (batch) or free memory",
         )
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if phase in ("loading", "first_inference", "warmup", "steady", "accuracy"):
         return ProfilerError(
             RUNTIME_ERROR, f"the runtime failed while {phase_words(phase)} {name}: {first}"
@@ -430,10 +434,16 @@ def serve(request: dict[str, Any], reporter: Reporter) -> None:
     set_display_names(names if isinstance(names, dict) else {})
     try:
         settings = ProfileSettings.from_dict(request.get("settings") or {})
+        limits.apply_memory_limit(settings.max_memory_mb)
         if mode == "probe":
             data = probe(reporter)
         elif mode == "analyze":
             data = analyze(str(model_path), settings, reporter)
+        elif mode == "external_data":
+            from profiler.external_data import external_data_locations
+
+            reporter.enter("checking")
+            data = {"locations": external_data_locations(str(model_path))}
         elif mode == "measure":
             env = request.get("env")
             data = measure_and_analyze(
@@ -466,6 +476,9 @@ def main() -> int:
         format="worker %(levelname)s %(name)s: %(message)s",
     )
     request = json.loads(sys.stdin.read() or "{}")
+    from profiler.workers import die_with_parent
+
+    die_with_parent(request)
     fd = int(request["reply_fd"])
     with os.fdopen(fd, "w", encoding="utf-8") as stream:
         serve(request, Reporter(stream))
