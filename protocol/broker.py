@@ -251,6 +251,30 @@ def describe_socket_error(exc: BaseException, address: BrokerAddress) -> str:
     return f"cannot reach the broker at {address}: {_reason(exc)}"
 
 
+def _speaks_tls(address: BrokerAddress, timeout: float) -> str | None:
+    """For a plain mqtt:// address: a line saying the port wants TLS, if it does."""
+    import socket
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((address.host, address.port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=address.host),
+        ):
+            pass
+    except ssl.SSLError as exc:
+        # A server that answered ClientHello with an alert speaks TLS; a plain
+        # MQTT broker answers with nothing TLS understands.
+        if "ALERT" not in _reason(exc).upper():
+            return None
+    except OSError:
+        return None
+    return f"the broker at {address} speaks TLS: use mqtts://{address.host}:{address.port}"
+
+
 def diagnose(broker: BrokerSettings, timeout: float = 5.0) -> str | None:
     """Open a connection the way an MQTT client would (TCP, then the TLS handshake)
     and say why it fails, in one line; None when both work.
@@ -269,7 +293,7 @@ def diagnose(broker: BrokerSettings, timeout: float = 5.0) -> str | None:
         return describe_socket_error(exc, address)
     with raw:
         if broker.tls is None:
-            return None
+            return _speaks_tls(address, timeout)
         try:
             context = broker.tls.context()
         except ProtocolError as exc:

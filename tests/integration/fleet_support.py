@@ -109,6 +109,8 @@ class Host:
     key: Path
     db: Path | str
     """A SQLite file or a postgresql:// URL."""
+    options: Sequence[str] = ()
+    """More global options (TLS, user name and password)."""
 
     def argv(self, *args: str) -> list[str]:
         return [
@@ -121,6 +123,7 @@ class Host:
             str(self.key),
             "--db",
             str(self.db),
+            *self.options,
             *args,
         ]
 
