@@ -187,7 +187,12 @@ class Client:
             CallbackAPIVersion.VERSION2, client_id=f"{user}-{uuid.uuid4().hex[:6]}"
         )
         self.client.username_pw_set(user, password)
-        self.client.on_connect = lambda c, u, f, r, p: [c.subscribe(t, 1) for t in subscribe]
+        topics_ = [(topic, 1) for topic in subscribe]
+
+        def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+            client.subscribe(topics_)  # one SUBACK for all of them
+
+        self.client.on_connect = on_connect
         self.client.on_subscribe = lambda c, u, m, r, p: ready.set()
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
