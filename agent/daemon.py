@@ -36,7 +36,6 @@ from agent.config import AgentSettings
 from agent.jobs import JobRecords, JobRunner, ReplayGuard
 from agent.mqtt import Inbound, MqttSession
 from agent.outbox import Outbox
-from agent.ratelimit import LogLimiter
 from profiler.runtimes import job_refusal
 from profiler.settings import ProfileSettings
 from protocol import topics
@@ -55,6 +54,7 @@ from protocol.messages import (
     decode_json,
 )
 from protocol.payload import MAX_CONTROL_BYTES, first_line
+from protocol.ratelimit import LogLimiter
 from protocol.result import RESULT_SCHEMA
 from protocol.signing import envelope_body, open_envelope
 

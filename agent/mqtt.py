@@ -28,10 +28,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import AgentSettings
-from agent.ratelimit import LogLimiter
 from protocol.broker import diagnose
 from protocol.messages import DEFAULT_CHUNK_SIZE
 from protocol.payload import MAX_CONTROL_BYTES
+from protocol.ratelimit import LogLimiter
 
 log = logging.getLogger(__name__)
 

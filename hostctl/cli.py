@@ -19,6 +19,7 @@ from hostctl import (
     cmd_demo,
     cmd_devices,
     cmd_inspect,
+    cmd_jobs,
     cmd_keys,
     cmd_profile,
     cmd_push,
@@ -152,6 +153,7 @@ for _command in (
     cmd_devices,
     cmd_push,
     cmd_results,
+    cmd_jobs,
     cmd_demo,
     cmd_variants,
 ):

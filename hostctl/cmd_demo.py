@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from typing import Annotated
 
 import typer
 
-from hostctl.cmdutil import error_line, global_options, info_line, user_errors
+from hostctl.cmdutil import error_line, global_options, info_line, json_text, user_errors
 
 
 class BrokerChoice(str, Enum):
@@ -70,7 +69,7 @@ def demo_command(
         if not keep:
             fleet.stop()
     if as_json:
-        typer.echo(json.dumps(outcome.results, indent=2))
+        typer.echo(json_text(outcome.results))
     else:
         from hostctl.render import results_table
 

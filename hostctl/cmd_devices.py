@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hostctl.cmdutil import HelpGroup, global_options, info_line, user_errors
+from hostctl.cmdutil import HelpGroup, global_options, info_line, json_text, user_errors
 from hostctl.errors import HostctlError
 
 if TYPE_CHECKING:
@@ -17,24 +16,17 @@ if TYPE_CHECKING:
 _STATE_STYLE = {"online": "green", "busy": "yellow", "offline": "red"}
 
 
-def ago(ts: float | None, now: float | None = None) -> str:
-    """'5s ago', '3m ago', '2h ago', '4d ago' (or '-')."""
-    if ts is None:
-        return "-"
-    delta = max(0.0, (now if now is not None else time.time()) - ts)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if delta >= size:
-            return f"{int(delta // size)}{unit} ago"
-    return f"{int(delta)}s ago"
-
-
 def _hardware(info: dict[str, Any]) -> str:
-    hw = info.get("device") or {}
-    parts = [str(hw[k]) for k in ("machine", "cpu") if hw.get(k)]
-    if hw.get("cores"):
-        parts.append(f"{hw['cores']} cores")
-    if hw.get("ram_mb"):
-        parts.append(f"{float(hw['ram_mb']) / 1024:.1f} GB")
+    from protocol.result import DeviceSection
+
+    # The typed reader: a field of the wrong type (a device's "ram_mb": "lots") reads
+    # as missing, never as an exception.
+    hw = DeviceSection.read(info.get("device"))
+    parts = [value for value in (hw.machine, hw.cpu) if value]
+    if hw.cores:
+        parts.append(f"{hw.cores} cores")
+    if hw.ram_mb:
+        parts.append(f"{hw.ram_mb / 1024:.1f} GB")
     return ", ".join(parts) or "-"
 
 
@@ -51,6 +43,8 @@ def devices_table(devices: list[Device]) -> Any:
     """A rich table of the fleet."""
     from rich.table import Table
     from rich.text import Text
+
+    from hostctl.format import ago
 
     table = Table(title="edgeprof devices", title_justify="left")
     for column in ("device", "state", "last seen", "hardware", "runtimes", "tags"):
@@ -118,7 +112,7 @@ def devices_command(
         fleet = _inventory(options, wait)
     devices = fleet.sorted()
     if as_json:
-        typer.echo(json.dumps([d.to_json() for d in devices], indent=2))
+        typer.echo(json_text([d.to_json() for d in devices]))
         return
     from rich.console import Console
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Annotated, Any
@@ -10,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from hostctl import options
-from hostctl.cmdutil import error_line, info_line, warning_line
+from hostctl.cmdutil import error_line, info_line, json_text, warning_line
 from hostctl.options import (
     RuntimeChoice,
     build_sweep,
@@ -145,7 +144,7 @@ def profile_command(
         return
     (result,) = results
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(json_text(result))
     elif result.get("status") != "ok":
         error = result.get("error") or {}
         raise _fail(str(error.get("message") or error.get("code") or "profiling failed"))
@@ -173,7 +172,7 @@ def _sweep_label() -> str:
 def _show_sweep(results: list[dict[str, Any]], as_json: bool, label: str | None) -> None:
     """A sweep's results side by side (or as a JSON list); exit 1 when any failed."""
     if as_json:
-        typer.echo(json.dumps(results, indent=2))
+        typer.echo(json_text(results))
     else:
         from rich.console import Console
 

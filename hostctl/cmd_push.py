@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from hostctl import options
-from hostctl.cmdutil import error_line, global_options, info_line, user_errors, warning_line
+from hostctl.cmdutil import (
+    error_line,
+    global_options,
+    info_line,
+    json_text,
+    user_errors,
+    warning_line,
+)
 from hostctl.errors import HostctlError
 from hostctl.options import RuntimeChoice, build_sweep, option_names
 from hostctl.progress import PushProgress
@@ -219,7 +225,7 @@ def push_command(
             skip_offline=skip_offline,
         )
     if as_json:
-        typer.echo(json.dumps(outcome.results, indent=2))
+        typer.echo(json_text(outcome.results))
     elif outcome.results or outcome.failures:
         from rich.console import Console
 

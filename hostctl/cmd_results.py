@@ -3,14 +3,21 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from enum import Enum
 from typing import Annotated, Any
 
 import typer
 
-from hostctl.cmdutil import HelpGroup, error_line, global_options, info_line, user_errors
+from hostctl.cmdutil import (
+    HelpGroup,
+    error_line,
+    global_options,
+    info_line,
+    json_text,
+    user_errors,
+    warning_line,
+)
 from hostctl.errors import HostctlError
 
 logger = logging.getLogger(__name__)
@@ -120,7 +127,7 @@ def results_command(
 
 def _print(docs: list[dict[str, Any]], fmt: OutputFormat, *, include_errors: bool) -> None:
     if fmt is OutputFormat.json:
-        typer.echo(json.dumps(docs, indent=2))
+        typer.echo(json_text(docs))
     elif fmt is OutputFormat.csv:
         from hostctl.tables import to_csv
 
@@ -166,7 +173,7 @@ def show_command(
             devices = ", ".join(sorted(str((d.get("device") or {}).get("id")) for d in docs))
             raise HostctlError(f"job {job} has results from {devices}: choose one with --device")
     if as_json:
-        typer.echo(json.dumps(docs[0], indent=2))
+        typer.echo(json_text(docs[0]))
         return
     from rich.console import Console
 
@@ -226,8 +233,19 @@ def collect_command(
     with user_errors():
         from hostctl.session import collect_results
 
-        received, new = collect_results(options, wait=wait, require_broker=True)
-    typer.echo(f"{new} new result(s) stored ({received} received)")
+        collected = collect_results(options, wait=wait, require_broker=True)
+    line = f"{collected.new} new result(s) stored ({collected.received} received"
+    if collected.conflicts:
+        line += f", {collected.conflicts} conflicting kept as events"
+    if collected.refused:
+        line += f", {collected.refused} refused: not sent to their device"
+    typer.echo(line + ")")
+    for entry in collected.expired:
+        model = f" ({entry.model_name})" if entry.model_name else ""
+        warning_line(
+            f"job {entry.job_id} on {entry.device_id}{model}: expired without a result "
+            f"(last state: {entry.state}); see `hostctl jobs --lost`"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -96,6 +96,17 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def json_text(value: Any) -> str:
+    """`value` as the standard JSON ``--json`` prints: a NaN or infinity anywhere
+    (a reading gone wrong, an old store) becomes null — never ``NaN``, which no
+    JSON parser reads."""
+    import json
+
+    from protocol.payload import finite_json
+
+    return json.dumps(finite_json(value), indent=2, allow_nan=False)
+
+
 def global_options(ctx: typer.Context) -> GlobalOptions:
     """The options given before the command (set by the app callback)."""
     options = ctx.find_root().obj

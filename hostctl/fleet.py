@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from hostctl.errors import HostctlError
+from hostctl.intake import CONTROL_TTL_S, ResultIntake, read_message, received_document
 from hostctl.mqtt import HostSession
-from hostctl.store import ResultStore
+from hostctl.store import JournalEntry, ResultStore
 from protocol import topics
 from protocol.errors import ProtocolError
 from protocol.messages import (
@@ -37,9 +38,8 @@ from protocol.messages import (
     JobManifest,
     JobResult,
     ModelRef,
-    ResultAck,
-    parse_message,
 )
+from protocol.result import read_result
 from protocol.signing import SigningKey, seal
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,15 @@ INVENTORY_QUIET_S = 0.3
 """Retained messages come right after the subscription; this much silence ends them."""
 REPAIR_COALESCE_S = 0.15
 """Chunk requests within this window are served together (each chunk once)."""
+REPAIR_DEVICE_INTERVAL_S = 1.0
+"""A device's chunk requests are heard at most once per this long (an agent asks
+again after 2 s without chunks; a flood of requests is one request)."""
+REPAIR_REPEAT_S = 1.0
+"""A chunk published this recently is not published again (it is on its way)."""
+REPAIR_BUDGET_COPIES = 4
+"""Repairs of one push publish at most this many times the bytes its targets
+lacked: a device that keeps asking (or one forging requests in another's name)
+can cost the fleet a bounded amount, never an endless stream."""
 SUBSCRIBE_GRACE_S = 3.0
 """How long to wait for targets to start downloading before chunks go out anyway."""
 MANIFEST_MARGIN_S = 120.0
@@ -58,8 +67,6 @@ lost on the way — a device's dead connection the broker has not noticed yet, a
 flooded agent — then costs seconds, not the whole timeout."""
 RESEND_MAX_S = 30.0
 """The silence before a re-send doubles after each one, up to this."""
-CONTROL_TTL_S = 3600.0
-"""Validity of acks and collect requests."""
 
 FLEET_SUBSCRIPTIONS: list[tuple[str, int]] = [
     (topics.ALL_STATES, 1),
@@ -122,26 +129,30 @@ class Fleet:
         self.devices: dict[str, Device] = {}
 
     def update(self, topic: str, payload: bytes) -> DeviceState | DeviceInfo | None:
-        """Apply a state/info message; return it (None when it is not one, or bad)."""
-        try:
-            parsed = topics.parse(topic)
-            if parsed.kind not in ("state", "info") or parsed.device_id is None:
-                return None
-            if not payload:  # a cleared retained topic
-                self.devices.pop(parsed.device_id, None)
-                return None
-            message = parse_message(payload)
-        except ProtocolError as exc:
-            logger.warning("ignoring bad message on %s: %s", topic, exc)
+        """Apply a state/info message; return it (None when it is not one, or bad:
+        a bad one costs one line naming the device and topic, see hostctl.intake)."""
+        if not _is_inventory(topic):
             return None
-        device = self.devices.setdefault(parsed.device_id, Device(parsed.device_id))
+        if not payload:  # a cleared retained topic
+            try:
+                parsed = topics.parse(topic)
+            except ProtocolError:
+                return None
+            if parsed.device_id is not None:
+                self.devices.pop(parsed.device_id, None)
+            return None
+        received = read_message(topic, payload)
+        if received is None:
+            return None
+        message = received.message
+        if not isinstance(message, (DeviceState, DeviceInfo)):
+            return None
+        device = self.devices.setdefault(message.device_id, Device(message.device_id))
         if isinstance(message, DeviceState):
             device.state = message
-            return message
-        if isinstance(message, DeviceInfo):
+        else:
             device.info = message
-            return message
-        return None
+        return message
 
     def sorted(self) -> list[Device]:
         return [self.devices[k] for k in sorted(self.devices)]
@@ -185,42 +196,6 @@ def _announced(fleet: Fleet, device_id: str) -> bool:
 
 def _is_inventory(topic: str) -> bool:
     return topic.endswith("/state") or topic.endswith("/info")
-
-
-def sender_matches(topic: str, message: JobResult | JobEvent) -> bool:
-    """True when a result/event speaks for the device whose topic it came on.
-
-    A device may only publish under its own ``dev/{id}/`` subtree (the broker's
-    ACLs can enforce that), but the body names a device too, and the stored
-    document names one again: all must agree, or a device could file results
-    under another's name. A mismatch is logged and the message must be dropped
-    (never stored, never acknowledged).
-    """
-    try:
-        where = topics.parse(topic)
-    except ProtocolError:
-        where = None
-    claimed = {message.device_id}
-    if isinstance(message, JobResult):
-        device = message.result.get("device")
-        if isinstance(device, dict) and "id" in device:
-            claimed.add(device["id"])
-    if where is None or where.device_id is None or claimed != {where.device_id}:
-        logger.warning(
-            "dropping a %s on %s that claims to be from device(s) %s: a device may "
-            "only report for itself",
-            message.TYPE,
-            topic,
-            ", ".join(sorted(map(str, claimed))),
-        )
-        return False
-    job_ids = {message.job_id, where.job_id or message.job_id}
-    if isinstance(message, JobResult):
-        job_ids.add(message.result.get("job_id", message.job_id))
-    if len(job_ids) != 1:
-        logger.warning("dropping a %s on %s that names another job", message.TYPE, topic)
-        return False
-    return True
 
 
 # -- push ------------------------------------------------------------------------------
@@ -468,9 +443,15 @@ class Pusher:
         self.on_update = on_update or (lambda job: None)
         self.jobs: dict[str, Job] = {}
         self.blobs: dict[str, Blob] = {}
+        self.intake = ResultIntake(session, store, key)
         self.chunks_published = 0
+        self.repair_bytes = 0
+        """Bytes published by repairs (bounded by :attr:`repair_budget`)."""
         self._repairs: dict[str, set[int]] = {}
         self._repair_due: float | None = None
+        self._heard_request: dict[str, float] = {}
+        self._published_at: dict[tuple[str, int], float] = {}
+        self._budget_said = False
         self.extra_results: list[dict[str, Any]] = []
         self.interrupted = False
         """Ctrl-C stopped the waiting (the jobs go on)."""
@@ -539,18 +520,28 @@ class Pusher:
         """True when the job's target lacks any of the files the job needs."""
         return any(self.lacks(job, sha) for sha in job.hashes)
 
-    def publish_chunks(self, blob: Blob, indices: Iterable[int]) -> None:
+    def publish_chunks(self, blob: Blob, indices: Iterable[int]) -> int:
+        """Publish these chunks of `blob`; the bytes published."""
+        sent = 0
+        now = time.monotonic()
         for index in sorted(set(indices)):
             if 0 <= index < blob.ref.chunks:
-                self.session.publish(topics.blob_chunk(blob.ref.sha256, index), blob.chunk(index))
+                chunk = blob.chunk(index)
+                self.session.publish(topics.blob_chunk(blob.ref.sha256, index), chunk)
+                self._published_at[(blob.ref.sha256, index)] = now
                 self.chunks_published += 1
+                sent += len(chunk)
+        return sent
 
-    def ack(self, device_id: str, job_ids: list[str]) -> None:
-        now = time.time()
-        ack = ResultAck(
-            device_id=device_id, job_ids=job_ids, issued_at=now, expires_at=now + CONTROL_TTL_S
-        )
-        self.session.publish(topics.job(device_id), seal(ack, self.key))
+    @property
+    def repair_budget(self) -> int:
+        """Most bytes the repairs of this push may publish: :data:`REPAIR_BUDGET_COPIES`
+        times each file's size for each target that lacked it (at least once)."""
+        total = 0
+        for sha, blob in self.blobs.items():
+            lacking = sum(1 for job in self.jobs.values() if self.lacks(job, sha))
+            total += blob.ref.size_bytes * max(1, lacking)
+        return REPAIR_BUDGET_COPIES * total
 
     def resend_silent(self) -> None:
         """Send again the manifest of every unfinished job its (online) device has
@@ -574,22 +565,18 @@ class Pusher:
 
     # -- receiving ---------------------------------------------------------------
     def handle(self, topic: str, payload: bytes) -> None:
-        """Apply one received message to the push."""
+        """Apply one received message to the push (a bad one is skipped with one line)."""
         if _is_inventory(topic):
             update = self.fleet.update(topic, payload)
             if isinstance(update, DeviceState):
                 self._on_state(update)
             return
-        try:
-            parsed = topics.parse(topic)
-            message = parse_message(payload) if parsed.kind != "chunk" else None
-        except ProtocolError as exc:
-            logger.warning("ignoring bad message on %s: %s", topic, exc)
+        received = read_message(topic, payload)
+        if received is None:
             return
-        if isinstance(message, (JobResult, JobEvent)) and not sender_matches(topic, message):
-            return
+        message = received.message
         if isinstance(message, JobResult):
-            self._on_result(message)
+            self._on_result(message, topic)
         elif isinstance(message, JobEvent):
             self._on_event(message)
         elif isinstance(message, ChunkRequest):
@@ -631,45 +618,99 @@ class Pusher:
         job.reason, job.code = event.reason, event.code
         self.on_update(job)
 
-    def _on_result(self, message: JobResult) -> None:
-        doc = dict(message.result)
-        doc.setdefault("job_id", message.job_id)
-        new = self.store.add(doc)  # stored BEFORE it is shown or acknowledged
-        self.ack(message.device_id, [message.job_id])
+    def _on_result(self, message: JobResult, topic: str) -> None:
+        filed = self.intake.take(message, topic)  # stored BEFORE it is shown or acknowledged
+        if filed == "refused":
+            return
+        doc = received_document(message)
         job = self.jobs.get(message.job_id)
         if job is None or job.device_id != message.device_id:
-            if new:
+            if filed == "new":
                 self.extra_results.append(doc)
             return
         if job.result is not None:
             return
+        if filed != "new":  # stored before this push heard it: that one is the result
+            doc = self.store.get(job.job_id, job.device_id) or doc
         job.result = doc
-        if doc.get("status") == "ok":
+        result = read_result(doc)
+        if result.ok:
             job.state, job.reason, job.code = "succeeded", None, None
         else:
-            error = doc.get("error") or {}
             job.state = "failed"
-            job.code = str(error.get("code") or "error")
-            job.reason = str(error.get("message") or "the device reported an error")
+            job.code = result.error.code if result.error else "error"
+            job.reason = result.error.message if result.error else "the device reported an error"
         self.on_update(job)
 
     def _on_chunk_request(self, request: ChunkRequest) -> None:
+        """Queue the chunks a target of this push misses: only a device the blob was
+        pushed to (for an unfinished job) is heard, once per
+        :data:`REPAIR_DEVICE_INTERVAL_S`; requests are coalesced (:meth:`flush_repairs`)."""
         blob = self.blobs.get(request.sha256)
         if blob is None:
+            return  # another push's file
+        device_id = request.device_id
+        wanted = [
+            job
+            for job in self.jobs.values()
+            if job.device_id == device_id
+            and request.sha256 in job.hashes
+            and not job.done
+            and request.job_id in (None, job.job_id)
+        ]
+        if not wanted:
+            logger.info(
+                "ignoring a chunk request for %s from %s: it was not pushed to that device",
+                blob.ref.name,
+                device_id,
+            )
             return
-        missing = [i for i in request.missing if 0 <= i < blob.ref.chunks]
+        now = time.monotonic()
+        if now - self._heard_request.get(device_id, -1e9) < REPAIR_DEVICE_INTERVAL_S:
+            logger.debug("coalescing a chunk request of %s into the last one", device_id)
+            return
+        self._heard_request[device_id] = now
+        missing = {i for i in request.missing if 0 <= i < blob.ref.chunks}
         if not missing:
             return
+        for job in wanted:
+            job.heard_at = now  # asking for chunks is news of the job
         self._repairs.setdefault(request.sha256, set()).update(missing)
         if self._repair_due is None:
-            self._repair_due = time.monotonic() + REPAIR_COALESCE_S
+            self._repair_due = now + REPAIR_COALESCE_S
 
     def flush_repairs(self, *, force: bool = False) -> None:
         if self._repair_due is None or (not force and time.monotonic() < self._repair_due):
             return
+        now = time.monotonic()
+        budget = self.repair_budget
         for sha, indices in self._repairs.items():
-            logger.info("repairing %d chunk(s) of %s", len(indices), sha[:12])
-            self.publish_chunks(self.blobs[sha], indices)
+            blob = self.blobs[sha]
+            due = [
+                i
+                for i in sorted(indices)
+                if now - self._published_at.get((sha, i), -1e9) >= REPAIR_REPEAT_S
+            ]
+            left = max(0, budget - self.repair_bytes)
+            fits = []
+            for index in due:
+                size = len(blob.chunk(index))
+                if size > left:
+                    break
+                fits.append(index)
+                left -= size
+            if len(fits) < len(due) and not self._budget_said:
+                self._budget_said = True
+                logger.warning(
+                    "the repairs of this push reached their limit (%d bytes, %d x what the "
+                    "targets lacked): further chunk requests are not served; a device that "
+                    "still misses chunks fails its job, push again",
+                    budget,
+                    REPAIR_BUDGET_COPIES,
+                )
+            if fits:
+                logger.info("repairing %d chunk(s) of %s", len(fits), sha[:12])
+                self.repair_bytes += self.publish_chunks(blob, fits)
         self._repairs.clear()
         self._repair_due = None
 
@@ -725,10 +766,12 @@ class Pusher:
 
     def _journal_states(self) -> None:
         """Each job's state at the end of the push, in the journal (best effort: the
-        results are stored already, a store that fails now must not hide them)."""
+        results are stored already, a store that fails now must not hide them).
+        A job with a result was journaled when the result was stored."""
         try:
             for job in self.jobs.values():
-                self.store.update_job(job.job_id, job.device_id, job.state, job.reason)
+                if job.result is None:
+                    self.store.update_job(job.job_id, job.device_id, job.state, job.reason)
         except HostctlError as exc:
             logger.warning("job states not journaled: %s", exc)
 
@@ -837,13 +880,30 @@ def _warn_oversubscribed(fleet: Fleet, targets: Sequence[str], threads: Any) -> 
                 logger.warning("%s", warning)
 
 
+@dataclass
+class Collected:
+    """What :func:`collect` received, stored and found lost."""
+
+    received: int = 0
+    """Results received that passed validation."""
+    new: int = 0
+    conflicts: int = 0
+    """Results different from the one stored for their (job, device): kept as events."""
+    refused: int = 0
+    """Results of jobs the journal did not send to their device: not stored, not acked."""
+    expired: list[JournalEntry] = field(default_factory=list)
+    """Jobs past their expiry without a result, now journaled ``expired``."""
+
+
 def collect(
     session: HostSession, store: ResultStore, key: SigningKey | None, *, wait: float = 3.0
-) -> tuple[int, int]:
-    """Ask every known device to re-send unacknowledged results; store and ack them.
+) -> Collected:
+    """Ask every known device to re-send unacknowledged results; store and ack them
+    (only results of jobs the journal sent to their device); then journal the jobs
+    that expired without a result as ``expired``.
 
-    Returns (received, new). Without a key, nothing is sent to the devices but the
-    results the broker queued for this session are still stored.
+    Without a key, nothing is sent to the devices but the results the broker queued
+    for this session are still stored (and not acknowledged).
     """
     fleet, early = read_fleet(session)
     if key is not None:
@@ -854,37 +914,41 @@ def collect(
                     device_id=device.id, issued_at=now, expires_at=now + CONTROL_TTL_S
                 )
                 session.publish(topics.job(device.id), seal(request, key))
-    received = new = 0
+    intake = ResultIntake(session, store, key)
+    collected = Collected()
     pending = list(early)
     end = time.monotonic() + wait
     while True:
         for topic, payload in pending:
-            if "/result" not in topic:
+            if not topic.endswith("/result"):
                 continue
-            try:
-                message = parse_message(payload)
-            except ProtocolError as exc:
-                logger.warning("ignoring bad result on %s: %s", topic, exc)
+            received = read_message(topic, payload)
+            if received is None or not isinstance(received.message, JobResult):
                 continue
-            if not isinstance(message, JobResult) or not sender_matches(topic, message):
-                continue
-            doc = dict(message.result)
-            doc.setdefault("job_id", message.job_id)
-            received += 1
-            new += store.add(doc)
-            if key is not None:
-                now = time.time()
-                ack = ResultAck(
-                    device_id=message.device_id,
-                    job_ids=[message.job_id],
-                    issued_at=now,
-                    expires_at=now + CONTROL_TTL_S,
-                )
-                session.publish(topics.job(message.device_id), seal(ack, key))
+            collected.received += 1
+            filed = intake.take(received.message, topic)
+            collected.new += filed == "new"
+            collected.conflicts += filed == "conflict"
+            collected.refused += filed == "refused"
         left = end - time.monotonic()
         if left <= 0:
             break
         item = session.get(left)
         pending = [item] if item is not None else []
     session.wait_published(timeout=5.0)
-    return received, new
+    collected.expired = expire_lost_jobs(store)
+    return collected
+
+
+def expire_lost_jobs(store: ResultStore, now: float | None = None) -> list[JournalEntry]:
+    """Journal every pending job past its expiry without a stored result as
+    ``expired`` (its device will not run it any more); the jobs, as they were."""
+    lost = store.lost_jobs(now)
+    for entry in lost:
+        store.update_job(
+            entry.job_id,
+            entry.device_id,
+            "expired",
+            f"no result by its expiry (last state: {entry.state})",
+        )
+    return lost

@@ -180,8 +180,22 @@ def text(value: Any) -> str:
     return str(value)
 
 
+def ago(ts: float | None, now: float | None = None) -> str:
+    """'5s ago', '3m ago', '2h ago', '4d ago' (or '-') for an epoch time."""
+    import time
+
+    if ts is None:
+        return "-"
+    delta = max(0.0, (now if now is not None else time.time()) - ts)
+    for unit, step in (("d", 86400), ("h", 3600), ("m", 60)):
+        if delta >= step:
+            return f"{int(delta // step)}{unit} ago"
+    return f"{int(delta)}s ago"
+
+
 __all__ = [
     "DASH",
+    "ago",
     "count",
     "interval",
     "latency",

@@ -12,6 +12,7 @@ from hostctl.errors import HostctlError
 
 if TYPE_CHECKING:
     from hostctl.cli import GlobalOptions
+    from hostctl.fleet import Collected
 
 logger = logging.getLogger(__name__)
 
@@ -52,14 +53,12 @@ def fleet_session(options: GlobalOptions, store_path: Path) -> Any:
     return session
 
 
-def collect_results(
-    options: GlobalOptions, *, wait: float, require_broker: bool
-) -> tuple[int, int]:
-    """Send Collect to the fleet, store what arrives; (received, new).
+def collect_results(options: GlobalOptions, *, wait: float, require_broker: bool) -> Collected:
+    """Send Collect to the fleet, store what arrives (see hostctl.fleet.collect).
 
-    With `require_broker` False an unreachable broker is logged and (0, 0) returned.
+    With `require_broker` False an unreachable broker is logged and nothing collected.
     """
-    from hostctl.fleet import collect
+    from hostctl.fleet import Collected, collect
     from hostctl.keys import load_key
 
     key_problem: str | None = None
@@ -76,7 +75,7 @@ def collect_results(
             if require_broker:
                 raise
             logger.info("broker not reachable: showing stored results only")
-            return 0, 0
+            return Collected()
         if key_problem is not None:
             # Said once the broker answered (one error line when it does not).
             if require_broker:

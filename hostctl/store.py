@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 """``--db`` values with these prefixes name a PostgreSQL store."""
 
+MAX_RESULT_EVENTS = 16
+"""Conflicting results kept per (job, device); more are refused (and not acknowledged)."""
+
 FINISHED_JOB_STATES = ("succeeded", "failed", "rejected", "expired", "lost")
 """Journal states after which nothing more is expected from the device. The host's
 ``timed_out`` and ``canceled`` only mean hostctl stopped waiting: the job may still
@@ -137,6 +140,19 @@ def _sqlite_v2(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+_RESULT_EVENTS_V3 = """
+CREATE TABLE result_events (
+    job_id      TEXT NOT NULL,
+    device_id   TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    received_at {real} NOT NULL,
+    document    TEXT NOT NULL,
+    PRIMARY KEY (job_id, device_id, digest)
+)
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema, for each backend."""
@@ -172,6 +188,11 @@ MIGRATIONS: Sequence[Migration] = (
     ),
     # 1 -> 2: keyed by (job, device); model stem and created_ts; the job journal
     Migration(sqlite=_sqlite_v2, postgres=_POSTGRES_V2),
+    # 2 -> 3: result events (a second, different result for a stored (job, device))
+    Migration(
+        sqlite=_RESULT_EVENTS_V3.format(real="REAL"),
+        postgres=(_RESULT_EVENTS_V3.format(real="DOUBLE PRECISION"),),
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -645,6 +666,77 @@ class ResultStore:
         )
         return count == 1
 
+    def add_received(self, doc: Mapping[str, Any]) -> str:
+        """Store a result document a device sent (its job id and ``device.id`` set).
+
+        Returns ``"new"`` when it was stored; ``"same"`` when that (job, device)
+        result is stored already, identical (an agent re-sends unacknowledged
+        results); ``"conflict"`` when a *different* one is stored: the stored
+        result stays and the new one is kept as a result event
+        (:meth:`result_events`), never as a second row; ``"refused"`` when that
+        job already has :data:`MAX_RESULT_EVENTS` such events (nothing kept).
+        """
+        document = dict(doc)
+        job_id = _text(document.get("job_id"))
+        device_id = _text(_section(document, "device").get("id"))
+        if not job_id or not device_id:
+            raise ValueError("a received result needs its job id and device id")
+        if self.add(document):
+            return "new"
+        stored = self.get(job_id, device_id)
+        text = json.dumps(document, sort_keys=True)
+        if stored is not None and json.dumps(stored, sort_keys=True) == text:
+            return "same"
+        (held,) = self._read(
+            "SELECT COUNT(*) FROM result_events WHERE job_id = ? AND device_id = ?",
+            (job_id, device_id),
+        )
+        if int(held[0]) >= MAX_RESULT_EVENTS:
+            return "refused"
+        self._write(
+            (
+                "INSERT INTO result_events (job_id, device_id, kind, digest, received_at, "
+                "document) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (job_id, device_id, digest) DO NOTHING",
+                (
+                    job_id,
+                    device_id,
+                    "conflict",
+                    hashlib.sha256(text.encode()).hexdigest(),
+                    time.time(),
+                    text,
+                ),
+            )
+        )
+        return "conflict"
+
+    def result_events(
+        self, *, job_ids: Sequence[str] | None = None, device: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Result events, oldest first: ``{job_id, device_id, kind, received_at, document}``
+        (kind ``"conflict"``: a result that differed from the one stored)."""
+        where = _Where()
+        where.among("job_id", job_ids)
+        where.equal("device_id", device)
+        if where.empty:
+            return []
+        rows = self._read(
+            "SELECT job_id, device_id, kind, received_at, document FROM result_events"
+            + where.sql()
+            + " ORDER BY received_at, digest",
+            where.params,
+        )
+        return [
+            {
+                "job_id": job_id,
+                "device_id": device_id,
+                "kind": kind,
+                "received_at": float(received),
+                "document": json.loads(document),
+            }
+            for job_id, device_id, kind, received, document in rows
+        ]
+
     def get(self, job_id: str, device_id: str | None = None) -> dict[str, Any] | None:
         """The stored document of one job (of one device when given), or None."""
         sql = "SELECT document FROM results WHERE job_id = ?"
@@ -701,11 +793,15 @@ class ResultStore:
         return [dict(json.loads(row[0])) for row in reversed(self._read(sql, params))]
 
     def delete(self, job_ids: Sequence[str]) -> int:
-        """Delete the results of these jobs (every device's); how many were deleted."""
+        """Delete the results of these jobs (every device's, with their result events);
+        how many results were deleted."""
         if not job_ids:
             return 0
         marks = ", ".join("?" * len(job_ids))
-        (count,) = self._write((f"DELETE FROM results WHERE job_id IN ({marks})", list(job_ids)))
+        count, _events = self._write(
+            (f"DELETE FROM results WHERE job_id IN ({marks})", list(job_ids)),
+            (f"DELETE FROM result_events WHERE job_id IN ({marks})", list(job_ids)),
+        )
         return count
 
     def prune_errors(self) -> int:

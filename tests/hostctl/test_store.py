@@ -82,6 +82,29 @@ def test_results_are_keyed_by_job_and_device(open_store: Opener) -> None:
     assert store.get("job1", "pi-2") is None
 
 
+def test_a_received_result_is_new_then_the_same_and_a_different_one_is_an_event(
+    open_store: Opener,
+) -> None:
+    store = open_store()
+    assert store.add_received(doc("job1", label="real")) == "new"
+    assert store.add_received(doc("job1", label="real")) == "same"
+    assert store.add_received(doc("job1", label="other")) == "conflict"
+    assert store.add_received(doc("job1", label="other")) == "conflict"  # kept once
+    assert store.count() == 1 and store.get("job1", "pi-1")["label"] == "real"  # type: ignore[index]
+    (event,) = store.result_events(job_ids=["job1"])
+    assert (event["device_id"], event["kind"]) == ("pi-1", "conflict")
+    assert event["document"]["label"] == "other"
+    # A flood of different results is bounded; what is not kept is said so.
+    outcomes = [store.add_received(doc("job1", label=f"x{i}")) for i in range(40)]
+    assert outcomes.count("refused") == 40 - 15
+    assert len(store.result_events()) == 16
+    # Removing the job's results removes its events too.
+    assert store.delete(["job1"]) == 1
+    assert store.result_events() == []
+    with pytest.raises(ValueError, match="job id"):
+        store.add_received(doc(None))
+
+
 def test_results_without_job_id_get_distinct_generated_ids(open_store: Opener) -> None:
     store = open_store()
     assert store.add(doc(None))

@@ -15,9 +15,17 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from hostctl.store import ResultStore
 from profiler.models import demo_model
 from protocol import topics
-from protocol.messages import DeviceInfo, DeviceState, JobEvent, JobManifest, JobResult
+from protocol.messages import (
+    DeviceInfo,
+    DeviceState,
+    JobEvent,
+    JobManifest,
+    JobResult,
+    ResultAck,
+)
 from protocol.signing import key_id, load_public_key, open_envelope, write_key_pair
 from tests.integration.fleet_support import Host, close_client
 from tests.support.broker import MosquittoBroker
@@ -109,33 +117,65 @@ def test_a_lost_manifest_is_sent_again_and_forged_results_are_dropped(
         ghost.close()
 
 
-def test_collect_drops_a_result_published_for_another_device(
+def _journal(db: Any, jobs: dict[str, str]) -> None:
+    """Journal jobs (id -> device) as if this host had pushed them."""
+    with ResultStore(db) as store:
+        for job_id, device in jobs.items():
+            store.journal_job(job_id=job_id, device_id=device, model_name="demo_cnn.onnx",
+                              sha256=None, label=None, settings={}, sent_at=time.time(),
+                              expires_at=time.time() + 600)  # fmt: skip
+
+
+def test_collect_stores_only_results_of_jobs_sent_to_their_device(
     mosquitto: MosquittoBroker, tmp_path: Path
 ) -> None:
-    key, _pub = write_key_pair(tmp_path / "keys")
+    key, pub = write_key_pair(tmp_path / "keys")
     host = Host(mosquitto.url, key, tmp_path / "results.sqlite")
-    collecting = host.popen("collect", "--wait", "4")
-    time.sleep(2.5)  # collect has subscribed (its session is persistent anyway)
+    victim = f"victim-{uuid.uuid4().hex[:6]}"
+    evil_id = f"evil-{uuid.uuid4().hex[:6]}"
+    _journal(host.db, {"forged0001": victim, "forged0002": victim, "stolen0004": victim,
+                       "honest0003": evil_id})  # fmt: skip
+    acks: list[Any] = []
+    trusted = {key_id(load_public_key(pub)): load_public_key(pub)}
     evil = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    evil.on_message = lambda c, u, m: acks.append(
+        open_envelope(bytes(m.payload), trusted, now=time.time()).message
+    )
     evil.connect("127.0.0.1", mosquitto.port)
     evil.loop_start()
+    evil.subscribe(topics.job(evil_id), qos=1)
+    evil.subscribe(topics.job(victim), qos=1)
+    collecting = host.popen("collect", "--wait", "4")
+    time.sleep(2.5)  # collect has subscribed (its session is persistent anyway)
     try:
-        victim = f"victim-{uuid.uuid4().hex[:6]}"
         forgeries = [
             # The topic names the sender; the body names the victim.
-            ("evil-a", JobResult(victim, "forged0001", _doc(victim, "forged0001"))),
+            (evil_id, JobResult(victim, "forged0001", _doc(victim, "forged0001"))),
             # Topic and message agree; the document names the victim.
-            ("evil-a", JobResult("evil-a", "forged0002", _doc(victim, "forged0002"))),
+            (evil_id, JobResult(evil_id, "forged0002", _doc(victim, "forged0002"))),
+            # All its own, but that job was sent to the victim (its id can be read
+            # from the chunk requests every device sees).
+            (evil_id, JobResult(evil_id, "stolen0004", _doc(evil_id, "stolen0004"))),
         ]
         for sender, message in forgeries:
             topic = topics.job_result(sender, message.job_id)
             evil.publish(topic, message.to_bytes(), qos=1).wait_for_publish(5)
-        honest = JobResult("evil-a", "honest0003", _doc("evil-a", "honest0003"))
-        evil.publish(topics.job_result("evil-a", "honest0003"), honest.to_bytes(), qos=1)
+        honest = JobResult(evil_id, "honest0003", _doc(evil_id, "honest0003"))
+        evil.publish(topics.job_result(evil_id, "honest0003"), honest.to_bytes(), qos=1)
         _out, err = collecting.communicate(timeout=60)
         assert collecting.returncode == 0, err
+        time.sleep(0.5)  # the acks are on their way
     finally:
         close_client(evil)
     stored = host.run("results", "--no-collect", "--json")
     docs = json.loads(stored.stdout)
-    assert [(d["job_id"], d["device"]["id"]) for d in docs] == [("honest0003", "evil-a")]
+    assert [(d["job_id"], d["device"]["id"]) for d in docs] == [("honest0003", evil_id)]
+    # Each refusal is one line naming the device and the topic; no traceback.
+    for job_id in ("forged0001", "forged0002", "stolen0004"):
+        lines = [line for line in err.splitlines() if job_id in line]
+        assert len(lines) == 1 and evil_id in lines[0], err
+    assert "Traceback" not in err
+    # Only what was stored was acknowledged: one ack, to its sender, for honest0003.
+    assert [(a.device_id, a.job_ids) for a in acks if isinstance(a, ResultAck)] == [
+        (evil_id, ["honest0003"])
+    ]

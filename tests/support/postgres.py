@@ -62,4 +62,4 @@ def reset(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS results, jobs, edgeprof_schema")
+        conn.execute("DROP TABLE IF EXISTS results, jobs, result_events, edgeprof_schema")
