@@ -25,34 +25,27 @@ from hostctl.store import ResultStore
 from protocol import topics
 from protocol.messages import (
     ChunkRequest,
-    DeviceInfo,
     DeviceState,
     JobEvent,
     JobResult,
-    Message,
     ResultAck,
 )
 from protocol.signing import SigningKey, open_envelope
+from tests.support.payloads import (
+    JSON_VALUES,
+    PATHS,
+    info_message,
+    mutate,
+    result_document,
+    valid_message,
+)
 
 KEY = SigningKey(b"\x02" * 32)
 TRUSTED = {KEY.key_id: KEY.public_key}
 
 
-def _doc(device: str, job_id: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "schema": "edgeprof.result/1",
-        "status": "ok",
-        "job_id": job_id,
-        "device": {"id": device},
-        "model": {"name": "m.tflite"},
-        "latency_ms": {"p50": 1.0},
-        "label": None,
-        **extra,
-    }
-
-
-def _info(device: str, **hardware: Any) -> DeviceInfo:
-    return DeviceInfo(device, dict(hardware), {"litert": {"version": "2"}}, [], 1.0, [], "0.1", 1.0)
+_doc = result_document
+_info = info_message
 
 
 class RecordingSession:
@@ -268,7 +261,8 @@ def test_a_second_different_result_is_an_event_not_a_row(
     (event,) = store.result_events(job_ids=[job])
     assert event["kind"] == "conflict" and event["document"]["label"] == "second"
     assert session.acks() == [("pi-a", job)] * 3  # each was stored: as the row or the event
-    assert pusher.jobs[job].result is not None and pusher.jobs[job].result["label"] is None
+    kept = pusher.jobs[job].result
+    assert kept is not None and kept["label"] is None
 
 
 # -- item 4: repairs ---------------------------------------------------------------------
@@ -317,53 +311,6 @@ def test_a_flood_of_requests_is_coalesced_per_device_and_bounded_per_push(tmp_pa
 
 
 # -- property-based: anything on any topic the host reads ------------------------------
-JSON_LEAVES = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(),
-    st.text(max_size=12),
-)
-JSON_VALUES = st.recursive(
-    JSON_LEAVES,
-    lambda children: st.one_of(
-        st.lists(children, max_size=3), st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
-    max_leaves=12,
-)
-
-
-def _valid(kind: str, device: str, job: str, sha: str) -> Message:
-    if kind == "state":
-        return DeviceState(device, "busy", 2, 3.0, job_id=job)
-    if kind == "info":
-        return _info(device, ram_mb=1024)
-    if kind == "event":
-        return JobEvent(device, job, "downloading", 1.0, progress={"received": 1, "total": 3})
-    if kind == "request":
-        return ChunkRequest(device, sha, [0, 1], job_id=job)
-    return JobResult(device, job, _doc(device, job))
-
-
-def _mutate(body: Any, path: list[str], value: Any) -> Any:
-    """`body` with the value at `path` (keys; missing ones are made) replaced."""
-    if not path or not isinstance(body, dict):
-        return value
-    out = dict(body)
-    out[path[0]] = _mutate(out.get(path[0], {}), path[1:], value)
-    return out
-
-
-PATHS = st.lists(
-    st.sampled_from(
-        ["device_id", "job_id", "result", "device", "id", "error", "status", "schema",
-         "progress", "received", "missing", "sha256", "ram_mb", "state", "ts", "v", "type"]
-    ),
-    min_size=1,
-    max_size=3,
-)  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def shared_push() -> Iterator[tuple[Pusher, RecordingSession, ResultStore]]:
     with tempfile.TemporaryDirectory() as directory, ResultStore(Path(directory) / "r.db") as store:
@@ -405,9 +352,9 @@ def test_anything_on_any_topic_never_raises_and_stores_only_what_was_sent(
         "result": topics.job_result(topic_device, job),
         "request": topics.blob_request(sha),
     }[kind]
-    body = _valid(kind, sender, job, sha).to_dict()
+    body = valid_message(kind, sender, job, sha).to_dict()
     if how == "mutated":
-        payload = json.dumps(_mutate(body, path, value)).encode()  # NaN/Infinity included
+        payload = json.dumps(mutate(body, path, value)).encode()  # NaN/Infinity included
     elif how == "json":
         payload = json.dumps(value).encode()
     else:

@@ -4,11 +4,12 @@ connecting, and every failure named the same way on both sides."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from hostctl.fleet import REPAIR_BUDGET_COPIES
 from protocol import topics
-from protocol.messages import Collect
+from protocol.messages import ChunkRequest, Collect
 from protocol.signing import load_signing_key, seal, write_key_pair
 from tests.integration.fleet_support import TINY, Agent, Host, close_client
 from tests.support.broker import BrokerTls, MosquittoBroker, write_password_file
@@ -273,6 +275,89 @@ def test_the_documented_acl_keeps_each_device_to_its_own_subtree(
         # The retained state of B is still B's own (hostctl devices shows it online).
         assert host.devices()["dev-b"]["state"] == "online"
         assert victim.proc is not None and victim.proc.poll() is None
+    finally:
+        for client in (watcher, attacker):
+            if client is not None:
+                client.close()
+        broker.stop()
+
+
+def _flood_requests(
+    attacker: Client, sha_of: Callable[[], str | None], claims: list[str], seconds: float
+) -> int:
+    """Publish chunk requests for every chunk of the blob being pushed, claiming to
+    be each of `claims` in turn, for `seconds`; how many were sent."""
+    deadline = time.monotonic() + 30
+    while (sha := sha_of()) is None:
+        assert time.monotonic() < deadline, "no chunk of the push was seen"
+        time.sleep(0.02)
+    sent = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        claimed = claims[sent % len(claims)]
+        request = ChunkRequest(claimed, sha, list(range(64)))
+        attacker.client.publish(topics.blob_request(sha), request.to_bytes(), qos=0)
+        sent += 1
+        time.sleep(0.01)
+    return sent
+
+
+def test_under_the_acl_another_device_cannot_inflate_a_push(
+    tmp_path: Path, keys: tuple[Path, Path], agents: list[Agent]
+) -> None:
+    users = {"dev-a": "pass-a", "dev-b": "pass-b", "hostctl": "pass-host"}
+    passwords = write_password_file(tmp_path / "passwd", users)
+    broker = MosquittoBroker(tmp_path / "broker", password_file=passwords, acl=_documented_acl())
+    broker.start()
+    secret = tmp_path / "b.password"
+    secret.write_text(users["dev-b"])
+    watcher = attacker = None
+    try:
+        _start(broker, tmp_path, keys, agents, "--username", "dev-b",
+               "--password-file", str(secret), device="dev-b")  # fmt: skip
+        host = Host(broker.url, keys[0], tmp_path / "r.sqlite",
+                    ["--username", "hostctl", "--password", users["hostctl"]])  # fmt: skip
+        watcher = Client(broker.port, "hostctl", users["hostctl"], [f"{topics.ROOT}/blob/#"])
+        attacker = Client(broker.port, "dev-a", users["dev-a"], [f"{topics.ROOT}/blob/#"])
+        host.wait_online("dev-b")
+
+        def chunks_of(model: Path) -> int:
+            return -(-model.stat().st_size // 1024)
+
+        def sha_seen(client: Client, known: set[str]) -> Callable[[], str | None]:
+            def seen() -> str | None:
+                for topic, _ in client.seen("/blob/"):
+                    sha = topic.split("/")[3]
+                    if sha not in known and not topic.endswith("/request"):
+                        return sha
+                return None
+
+            return seen
+
+        def chunk_count(sha: str) -> int:
+            return sum(1 for t, _ in watcher.seen(f"/blob/{sha}/") if not t.endswith("/request"))
+
+        def push(model: Path, claims: list[str], known: set[str]) -> tuple[str, int]:
+            proc = host.popen("push", str(model), "--device", "dev-b", "--chunk-size", "1024",
+                              *TINY, "--min-seconds", "3", "--json")  # fmt: skip
+            sent = _flood_requests(attacker, sha_seen(attacker, known), claims, seconds=3.0)
+            out, err = proc.communicate(timeout=180)
+            assert proc.returncode == 0, err
+            assert [r["status"] for r in json.loads(out)] == ["ok"]
+            assert "Traceback" not in err and sent > 100
+            sha = sha_seen(watcher, known)()
+            assert sha is not None
+            return sha, chunk_count(sha)
+
+        # Requests in A's own name, or any device's but B: not one chunk more.
+        onnx = REPO / "profiler" / "models" / "demo_cnn.onnx"
+        sha, published = push(onnx, ["dev-a", "dev-c", "hostctl"], set())
+        assert published == chunks_of(onnx)
+        # In B's name (a request's body is not authenticated): coalesced to one a
+        # second and bounded per push, a few copies at most (before: one per 0.15 s).
+        tflite = REPO / "profiler" / "models" / "demo_cnn.tflite"
+        _sha, published = push(tflite, ["dev-b"], {sha})
+        assert chunks_of(tflite) < published <= (1 + REPAIR_BUDGET_COPIES) * chunks_of(tflite)
     finally:
         for client in (watcher, attacker):
             if client is not None:
