@@ -384,3 +384,12 @@ def test_the_recording_session_sees_acks() -> None:
         topics.job("pi-a"), seal(ResultAck("pi-a", ["j1"], time.time(), time.time() + 9), KEY)
     )
     assert session.acks() == [("pi-a", "j1")]
+
+
+def test_json_output_is_standard_json_whatever_a_document_holds() -> None:
+    from hostctl.cmdutil import json_text
+
+    text = json_text([{"p50": float("nan"), "ci": [float("inf"), -float("inf")], "n": 3}])
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == [
+        {"p50": None, "ci": [None, None], "n": 3}
+    ]
