@@ -4,8 +4,13 @@ Inventory comes from the retained ``state`` and ``info`` topics. :func:`push`
 orchestrates one push: resolve targets, sign one manifest per (device, model),
 publish each chunk of a model or data file (``--eval``/``--inputs`` attachments)
 once for every target that lacks it, repair what a
-device reports missing (requests coalesced), re-send a job a restarted agent
-lost, store every result (before anything else sees it) and acknowledge it.
+device reports missing (only for targets of that file, once a second per
+device, within a per-push budget), re-send a job a restarted agent lost, store
+every result (before anything else sees it) and acknowledge it.
+
+Every message read goes through :mod:`hostctl.intake` first (bounded, validated,
+speaking only for its own device); a result is stored only when the job journal
+says its job was sent to that device (:class:`hostctl.intake.ResultIntake`).
 """
 
 from __future__ import annotations

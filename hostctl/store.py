@@ -10,7 +10,9 @@ so keys a newer profiler adds are never lost.
 
 The job journal records every job the host sends, *before* it is sent (job id,
 device, model, label, settings, sent/expiry times, state), so the host knows
-which device a job went to and which jobs never came back.
+which device a job went to and which jobs never came back. A device that sends
+a second, *different* result for a stored (job, device) does not replace it:
+the newcomer is kept as a result event (:meth:`ResultStore.add_received`).
 
 The schema is versioned (SQLite: ``PRAGMA user_version``; PostgreSQL: the
 ``edgeprof_schema`` table): :data:`MIGRATIONS` is append-only, entry *n*
