@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from hostctl.fleet import REPAIR_BUDGET_COPIES
 from protocol import topics
-from protocol.messages import ChunkRequest, Collect
+from protocol.messages import ChunkRequest, Collect, JobResult
 from protocol.signing import load_signing_key, seal, write_key_pair
 from tests.integration.fleet_support import TINY, Agent, Host, close_client
 from tests.support.broker import BrokerTls, MosquittoBroker, write_password_file
@@ -275,6 +275,20 @@ def test_the_documented_acl_keeps_each_device_to_its_own_subtree(
         # The retained state of B is still B's own (hostctl devices shows it online).
         assert host.devices()["dev-b"]["state"] == "online"
         assert victim.proc is not None and victim.proc.poll() is None
+
+        # A forges B's result the one way the ACL leaves open: on its own topic, for
+        # B's job (job ids travel in the chunk requests every device can read).
+        (job,) = [j["job_id"] for j in json.loads(host.run("jobs", "--json").stdout)]
+        collecting = host.popen("collect", "--wait", "4")
+        time.sleep(2.0)
+        forged_doc = {"schema": "edgeprof.result/1", "status": "ok", "job_id": job,
+                      "device": {"id": "dev-a"}, "latency_ms": {"p50": 0.001}}  # fmt: skip
+        attacker.publish(topics.job_result("dev-a", job),
+                         JobResult("dev-a", job, forged_doc).to_bytes())  # fmt: skip
+        _out, err = collecting.communicate(timeout=60)
+        assert collecting.returncode == 0 and f"job {job} was not sent to dev-a" in err, err
+        stored = json.loads(host.run("results", "--no-collect", "--json").stdout)
+        assert [(r["job_id"], r["device"]["id"]) for r in stored] == [(job, "dev-b")]
     finally:
         for client in (watcher, attacker):
             if client is not None:
