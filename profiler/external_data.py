@@ -115,10 +115,12 @@ def _escapes(location: str, directory: Path) -> bool:
     return directory.resolve() not in resolved.parents
 
 
-def check_locations(locations: list[str], model_path: str, *, allow: bool) -> None:
+def check_locations(
+    locations: list[str], model_path: str, *, allow: bool, name: str | None = None
+) -> None:
     """BAD_MODEL when a location escapes the model's directory, or any exists
-    while `allow` is False."""
-    name = Path(model_path).name
+    while `allow` is False; messages call the model `name` (default: its file name)."""
+    name = name or Path(model_path).name
     directory = Path(model_path).resolve().parent
     if not locations:
         return
@@ -139,9 +141,13 @@ def check_locations(locations: list[str], model_path: str, *, allow: bool) -> No
             )
 
 
-def check_external_data(model_path: str, settings: ProfileSettings, *, allow: bool) -> None:
+def check_external_data(
+    model_path: str, settings: ProfileSettings, *, allow: bool, name: str | None = None
+) -> None:
     """Refuse an ONNX model whose external data escapes its directory (or, when
-    `allow` is False, that has any); raises ProfilerError, never anything else."""
+    `allow` is False, that has any); raises ProfilerError, never anything else.
+    Messages call the model `name` (the agent's job file is model.onnx)."""
+    name = name or Path(model_path).name
     if not may_reference_external_data(model_path):
         return
     from profiler.runner import outcome_error, run_child
@@ -150,10 +156,10 @@ def check_external_data(model_path: str, settings: ProfileSettings, *, allow: bo
         {"mode": "external_data", "model_path": model_path, "settings": settings.to_dict()},
         timeout_s=CHECK_TIMEOUT_S,
     )
-    err = outcome_error(outcome, Path(model_path).name, CHECK_TIMEOUT_S, fmt="onnx")
+    err = outcome_error(outcome, name, CHECK_TIMEOUT_S, fmt="onnx")
     if err is not None:
         raise err
     locations = (outcome.result or {}).get("locations")
     if not isinstance(locations, list) or not all(isinstance(x, str) for x in locations):
-        raise ProfilerError(BAD_MODEL, f"{Path(model_path).name}: its external data was not listed")
-    check_locations(locations, model_path, allow=allow)
+        raise ProfilerError(BAD_MODEL, f"{name}: its external data was not listed")
+    check_locations(locations, model_path, allow=allow, name=name)

@@ -558,7 +558,7 @@ def _profile(
         if fmt == "onnx":
             from profiler.external_data import check_external_data
 
-            check_external_data(path, settings, allow=allow_external_data)
+            check_external_data(path, settings, allow=allow_external_data, name=name)
     except ProfilerError as exc:
         return build_result(
             status="error",

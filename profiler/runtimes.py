@@ -159,8 +159,10 @@ def describe_runtimes(runtimes: Mapping[str, Any], *, unusable: bool = False) ->
         if not isinstance(entry, Mapping) or (entry.get("error") and not unusable):
             continue
         text = option_name(backend)
-        if entry.get("version"):
-            text += f" {entry['version']}"
+        version = entry.get("version")
+        # A device's info is read from the network: only a plain version is shown.
+        if isinstance(version, (str, int, float)) and not isinstance(version, bool) and version:
+            text += f" {str(version)[:40]}"
         providers = entry.get("providers")
         if entry.get("error"):
             text += " (cannot load)"

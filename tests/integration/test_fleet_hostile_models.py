@@ -48,6 +48,7 @@ def test_hostile_models_fail_alone_and_the_agent_goes_on(
         for name in ("thief.onnx", "sibling.onnx"):
             error = by_model[name]["error"]
             assert error["code"] == "bad_model" and "external data" in error["message"], error
+            assert error["message"].startswith(name) and "model.onnx" not in error["message"]
         # The agent's files are as they were, and no job directory is left behind.
         assert json.loads((cache / "models" / "index.json").read_text())
         assert not any((cache / "run").iterdir()) if (cache / "run").exists() else True
