@@ -158,6 +158,16 @@ class AgentProc:
         return (self.workdir / "agent.log").read_text(errors="replace")
 
 
+def _setup(work: Path) -> tuple[tuple[Path, Path], Path, Broker, AgentProc]:
+    """Keys, a results store path, a started broker and a started agent."""
+    keys = host_keys(work)
+    broker = Broker(work)
+    broker.start()
+    agent = AgentProc(broker.url, work, keys[1])
+    agent.start()
+    return keys, work / "results.sqlite", broker, agent
+
+
 def _hostctl(broker: Broker, keys: tuple[Path, Path], db: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "hostctl", "--broker", broker.url, "--key", str(keys[0]),
             "--db", str(db), *args]  # fmt: skip
@@ -195,12 +205,7 @@ def _published_results(messages: Sequence[Any]) -> set[str]:
 
 def kill_cycles(work: Path, cycles: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    keys = host_keys(work)
-    db = work / "results.sqlite"
-    broker = Broker(work)
-    broker.start()
-    agent = AgentProc(broker.url, work, keys[1])
-    agent.start()
+    keys, db, broker, agent = _setup(work)
     log = None
     kills: list[dict[str, Any]] = []
     crashes = 0
@@ -282,12 +287,7 @@ def kill_cycles(work: Path, cycles: int, seed: int) -> dict[str, Any]:
 
 
 def broker_restarts(work: Path, jobs: int) -> dict[str, Any]:
-    keys = host_keys(work)
-    db = work / "results.sqlite"
-    broker = Broker(work)
-    broker.start()
-    agent = AgentProc(broker.url, work, keys[1])
-    agent.start()
+    keys, db, broker, agent = _setup(work)
     completed = 0
     failures: list[str] = []
     crashes = 0
@@ -412,12 +412,7 @@ def fuzz(work: Path, payloads: int, seed: int) -> dict[str, Any]:
     from paho.mqtt.enums import CallbackAPIVersion
 
     rng = random.Random(seed)
-    keys = host_keys(work)
-    db = work / "results.sqlite"
-    broker = Broker(work)
-    broker.start()
-    agent = AgentProc(broker.url, work, keys[1])
-    agent.start()
+    keys, db, broker, agent = _setup(work)
     crashes: list[str] = []
     sent = 0
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)

@@ -23,30 +23,9 @@ from protocol.signing import SigningKey, seal
 from tests.agent.conftest import StartAgent, new_device_id
 from tests.agent.fleet_host import TINY_SETTINGS, HostClient, onnx_model_bytes
 from tests.support.broker import MosquittoBroker
+from tests.support.processes import alive, workers_of
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
-
-
-def _workers_of(pid: int) -> list[psutil.Process]:
-    try:
-        children = psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    found = []
-    for child in children:
-        try:
-            if "profiler.worker" in " ".join(child.cmdline()):
-                found.append(child)
-        except (psutil.NoSuchProcess, psutil.ZombieProcess):
-            continue
-    return found
-
-
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
 
 
 def _wait(predicate: object, what: str, timeout: float = 30.0) -> None:
@@ -80,11 +59,11 @@ def test_kill_9_takes_a_hanging_worker_along_and_a_restart_kills_leftovers_first
         host.wait_state(device, "online")
         # The first inference never returns (a Loop that never ends, in native code).
         _run_job(host, device, build_onnx_endless_loop(), dict(TINY_SETTINGS))
-        _wait(lambda: _workers_of(agent.pid), "the worker")
-        workers = _workers_of(agent.pid)
+        _wait(lambda: workers_of(agent.pid), "the worker")
+        workers = workers_of(agent.pid)
         time.sleep(2.0)  # inside the hanging inference
         agent.kill()  # kill -9: no clean-up code of the agent runs
-        _wait(lambda: not any(_alive(w) for w in workers), "the worker to die with its agent", 10)
+        _wait(lambda: not any(alive(w) for w in workers), "the worker to die with its agent", 10)
 
         # A worker an earlier life left (as if it had survived): recorded on disk.
         leftover = subprocess.Popen(

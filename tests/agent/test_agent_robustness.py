@@ -8,7 +8,6 @@ import signal
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from protocol import topics
@@ -16,6 +15,7 @@ from protocol.signing import SigningKey, seal
 from tests.agent.conftest import StartAgent, new_device_id
 from tests.agent.fleet_host import HostClient, onnx_model_bytes
 from tests.support.broker import MosquittoBroker
+from tests.support.processes import alive, workers_of
 
 pytestmark = pytest.mark.broker
 
@@ -118,28 +118,6 @@ def test_partial_downloads_count_against_the_quota_and_stale_ones_are_deleted(
         host.close()
 
 
-def _workers_of(pid: int) -> list[psutil.Process]:
-    try:
-        children = psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    found = []
-    for child in children:
-        try:
-            if "profiler.worker" in " ".join(child.cmdline()):
-                found.append(child)
-        except (psutil.NoSuchProcess, psutil.ZombieProcess):
-            continue
-    return found
-
-
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
-
-
 @pytest.mark.slow
 def test_sigterm_mid_measurement_leaves_no_worker_behind(
     mosquitto: MosquittoBroker, keys: tuple[SigningKey, Path], start_agent: StartAgent
@@ -168,20 +146,20 @@ def test_sigterm_mid_measurement_leaves_no_worker_behind(
         )
         time.sleep(1)  # well inside the 60 s steady state: nothing left to report
         deadline = time.monotonic() + 30
-        workers = _workers_of(agent.pid)
+        workers = workers_of(agent.pid)
         while not workers and time.monotonic() < deadline:
             time.sleep(0.1)
-            workers = _workers_of(agent.pid)
+            workers = workers_of(agent.pid)
         assert workers, "the agent started no profiler.worker process"
 
         assert agent.terminate() == 0
 
         deadline = time.monotonic() + 10
-        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
-        survivors = [w.pid for w in workers if _alive(w)]
+        survivors = [w.pid for w in workers if alive(w)]
         for worker in workers:
-            if _alive(worker):
+            if alive(worker):
                 worker.kill()
         assert survivors == [], f"worker(s) {survivors} outlived the agent"
     finally:

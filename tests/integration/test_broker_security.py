@@ -178,6 +178,18 @@ def _documented_acl() -> str:
     return match.group(1)
 
 
+def _acl_broker(tmp_path: Path) -> tuple[MosquittoBroker, dict[str, str], Path]:
+    """A started broker with passwords and the documented ACL: the users (two
+    devices and hostctl) and the file holding B's password."""
+    users = {"dev-a": "pass-a", "dev-b": "pass-b", "hostctl": "pass-host"}
+    passwords = write_password_file(tmp_path / "passwd", users)
+    broker = MosquittoBroker(tmp_path / "broker", password_file=passwords, acl=_documented_acl())
+    broker.start()
+    secret = tmp_path / "b.password"
+    secret.write_text(users["dev-b"])
+    return broker, users, secret
+
+
 class Client:
     """A plain paho client with a user name, recording what it receives."""
 
@@ -219,12 +231,7 @@ class Client:
 def test_the_documented_acl_keeps_each_device_to_its_own_subtree(
     tmp_path: Path, keys: tuple[Path, Path], agents: list[Agent]
 ) -> None:
-    users = {"dev-a": "pass-a", "dev-b": "pass-b", "hostctl": "pass-host"}
-    passwords = write_password_file(tmp_path / "passwd", users)
-    broker = MosquittoBroker(tmp_path / "broker", password_file=passwords, acl=_documented_acl())
-    broker.start()
-    secret = tmp_path / "b.password"
-    secret.write_text(users["dev-b"])
+    broker, users, secret = _acl_broker(tmp_path)
     watcher = attacker = None
     try:
         victim = _start(broker, tmp_path, keys, agents, "--username", "dev-b",
@@ -319,12 +326,7 @@ def _flood_requests(
 def test_under_the_acl_another_device_cannot_inflate_a_push(
     tmp_path: Path, keys: tuple[Path, Path], agents: list[Agent]
 ) -> None:
-    users = {"dev-a": "pass-a", "dev-b": "pass-b", "hostctl": "pass-host"}
-    passwords = write_password_file(tmp_path / "passwd", users)
-    broker = MosquittoBroker(tmp_path / "broker", password_file=passwords, acl=_documented_acl())
-    broker.start()
-    secret = tmp_path / "b.password"
-    secret.write_text(users["dev-b"])
+    broker, users, secret = _acl_broker(tmp_path)
     watcher = attacker = None
     try:
         _start(broker, tmp_path, keys, agents, "--username", "dev-b",

@@ -62,8 +62,6 @@ def test_hostile_models_fail_alone_and_the_agent_goes_on(
         assert result["error"]["code"] == "out_of_memory"
         assert "declares 2.1 GB" in result["error"]["message"]
         assert "nothing was read" in result["error"]["message"]
-        peak = (result.get("memory_mb") or {}).get("peak_rss")
-        assert peak is None or peak < 400
 
         # The agent is still up and measures the next model as usual.
         assert agent.proc is not None and agent.proc.poll() is None
