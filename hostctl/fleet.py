@@ -14,8 +14,8 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +233,9 @@ class Blob:
     path: Path
     data: bytes
     ref: BlobRef
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    """What the host vouches for about a model (``hostctl.provenance.model_facts``):
+    journaled with each job, attached to its result."""
 
     @classmethod
     def from_file(
@@ -520,6 +523,7 @@ class Pusher:
             settings=manifest.settings,
             sent_at=time.time(),
             expires_at=manifest.expires_at,
+            model_facts=job.blob.facts,
         )
 
     def send_manifest(self, job: Job) -> None:
@@ -632,8 +636,7 @@ class Pusher:
         self.on_update(job)
 
     def _on_result(self, message: JobResult) -> None:
-        doc = dict(message.result)
-        doc.setdefault("job_id", message.job_id)
+        doc = vouched(message, self.store)
         new = self.store.add(doc)  # stored BEFORE it is shown or acknowledged
         self.ack(message.device_id, [message.job_id])
         job = self.jobs.get(message.job_id)
@@ -756,6 +759,28 @@ class Pusher:
         return PushOutcome(results, failures, list(self.jobs.values()), waiting)
 
 
+def vouched(message: JobResult, store: ResultStore) -> dict[str, Any]:
+    """The result document of `message` with what the host vouches for about the model
+    the job sent (its variant record, its gzip size: ``hostctl.provenance``), from the
+    job's journal entry; keys a device wrote there itself are dropped."""
+    from hostctl.provenance import vouch
+
+    doc = dict(message.result)
+    doc.setdefault("job_id", message.job_id)
+    entry = store.get_job(message.job_id, message.device_id)
+    if entry is None:
+        return vouch(doc, None, None)
+    return vouch(doc, entry.model_facts, entry.sha256)
+
+
+def _model_blob(path: Path, chunk_size: int) -> Blob:
+    """A model to push, with what the host vouches for about it."""
+    from hostctl.provenance import model_facts
+
+    blob = Blob.from_file(path, fmt=model_format(path), chunk_size=chunk_size)
+    return replace(blob, facts=model_facts(path, blob.data))
+
+
 def _reason(job: Job) -> str:
     text = job.reason or job.state
     if job.code and job.code not in text:
@@ -794,9 +819,7 @@ def push(
     model x setting (each file is still transferred once).
     """
     sweep = [settings] if isinstance(settings, dict) else list(settings)
-    blobs = [
-        Blob.from_file(Path(m), fmt=model_format(Path(m)), chunk_size=chunk_size) for m in models
-    ]
+    blobs = [_model_blob(Path(m), chunk_size) for m in models]
     data = {
         kind: attachment_blob(kind, Path(path), chunk_size=chunk_size)
         for kind, path in (attachments or {}).items()
@@ -868,8 +891,7 @@ def collect(
                 continue
             if not isinstance(message, JobResult) or not sender_matches(topic, message):
                 continue
-            doc = dict(message.result)
-            doc.setdefault("job_id", message.job_id)
+            doc = vouched(message, store)
             received += 1
             new += store.add(doc)
             if key is not None:
