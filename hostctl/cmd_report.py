@@ -102,12 +102,15 @@ def report_command(
             "until": until,
         }
         with ResultStore(options.db) as store:
-            docs = store.query(model=model, limit=limit, **filters)
-            if model is not None and docs:
-                from hostctl.report import with_variants
+            if model is None:
+                docs = store.query(limit=limit, **filters)
+            else:
+                from hostctl.report import select_model
 
-                # The variants of the model are named after their kind, not after it.
-                docs = with_variants(docs, store.query(**filters))
+                # A source's variants are named after it and their kind (m.fiq.tflite):
+                # the model is looked for among every result the other filters keep.
+                docs = select_model(store.query(**filters), model)
+                docs = docs[-limit:] if limit else docs
         if not docs:
             raise HostctlError("no stored results match: see `hostctl results`")
         if html is not None:

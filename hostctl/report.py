@@ -341,6 +341,36 @@ def with_variants(
     return sorted(out, key=lambda d: str(d.get("created_at") or ""))
 
 
+def _names(result: Result) -> set[str]:
+    """What ``--model`` may call a result: its file name, its stem, and for a variant
+    the same without the variant's tag (``digits_cnn.fiq.tflite`` → ``digits_cnn``)."""
+    name = result.model.name
+    if not name:
+        return set()
+    names = {name, result.model.stem or name}
+    variant = result.model.variant
+    if variant is not None and variant.kind:
+        head, dot, ext = name.rpartition(".")
+        stem, _sep, tag = head.rpartition(".")
+        if dot and stem and tag == _tag(result, variant.kind):
+            names |= {f"{stem}.{ext}", stem}
+    return names
+
+
+def select_model(docs: Sequence[Mapping[str, Any]], model: str) -> list[dict[str, Any]]:
+    """The results of ``model`` — a file name with or without its extension, a source's
+    name its variants are named after, or (4+ hex digits) a SHA-256 prefix — and every
+    variant of the sources they belong to."""
+    wanted = model.lower()
+    is_sha = len(wanted) >= 4 and all(c in "0123456789abcdef" for c in wanted)
+    picked = []
+    for doc, result in ((d, r) for d in docs for r in read_all([d])):
+        sha = (result.model.sha256 or "").lower()
+        if model in _names(result) or (is_sha and sha.startswith(wanted)):
+            picked.append(doc)
+    return with_variants(picked, docs) if picked else []
+
+
 # --------------------------------------------------------------------------- cells
 
 
@@ -678,6 +708,7 @@ __all__ = [
     "latex_escape",
     "read_all",
     "rows_json",
+    "select_model",
     "sort_keys",
     "study",
     "titles",

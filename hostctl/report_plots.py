@@ -204,18 +204,23 @@ def pareto(group: Group, salt: str) -> Plot | Missing:
                 linewidth=1,
                 label="Pareto front",
             )
-            for x, lo, hi, y, name in pts:
+            for i, (x, lo, hi, y, name) in enumerate(sorted(pts)):
                 ax.errorbar(
                     [x], [y], xerr=[[lo], [hi]], fmt="o", color=colors[name], capsize=3, ms=6
                 )
+                # Neighbours' labels alternate above and below: close points stay legible.
                 ax.annotate(
-                    _text(name), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=9
+                    _text(name),
+                    (x, y),
+                    textcoords="offset points",
+                    xytext=(5, 4 if i % 2 == 0 else -13),
+                    fontsize=9,
                 )
             ax.set_title(_text(device))
             ax.set_xlabel(f"p50 latency ({unit}), 95% CI")
             ax.set_ylabel("top-1 (%)")
             ax.margins(x=0.15, y=0.12)
-        axes.flat[0].legend(loc="lower right")
+        axes.flat[0].legend(loc="best")
         _hide_unused(axes, len(points))
         svg = _svg(fig, title)
     caption = (
@@ -313,6 +318,17 @@ def size(group: Group, salt: str) -> Plot | Missing:
     return Plot("size", title, svg, caption)
 
 
+def _log_axis(ax: Any) -> None:
+    """A log-scaled x axis labelled 1, 2, 5, 10, 20, … in plain numbers (matplotlib's
+    default labels every minor tick "3×10⁰", and they collide)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: fmt.sig(value, 2)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _ecdf_points(values: Sequence[float]) -> tuple[list[float], list[float]]:
     ordered = sorted(values)
     n = len(ordered)
@@ -346,12 +362,16 @@ def ecdf(group: Group, salt: str) -> Plot | Missing:
                 ordered = sorted(values)
                 low = min(low, ordered[0])
                 high = max(high, ordered[min(len(ordered) - 1, int(0.999 * len(ordered)))])
-            # Log scale: the body of every distribution and its tail in one view, up to
-            # the slowest p99.9 (a single 10 ms stall would squash the rest).
-            ax.set_xscale("log")
-            ax.set_xlim(low * 0.9, high * 1.2)
+            # Up to the slowest p99.9 (a single 10 ms stall would squash the rest); on a
+            # log scale when the distributions span more than a decade, so the body of
+            # each and its tail show in one view.
+            log = high > 10 * low
+            if log:
+                _log_axis(ax)
+            ax.set_xlim(low * 0.9, high * 1.1)
             ax.set_title(_text(device))
-            ax.set_xlabel(f"latency ({unit}, log scale, to the slowest p99.9)")
+            scale_note = "log scale, " if log else ""
+            ax.set_xlabel(f"latency ({unit}, {scale_note}to the slowest p99.9)")
             ax.set_ylabel("fraction of runs")
         labels: dict[str, Any] = {}
         for ax in axes.flat:
@@ -390,7 +410,7 @@ def _env_pair(result: Result, key: str) -> tuple[float | None, float | None]:
 def environment(group: Group, salt: str) -> Plot | Missing:
     """CPU temperature and frequency before and after each run."""
     title = "Environment before and after each run (temperature, CPU frequency)"
-    runs = [(f"{r.variant}\n{r.device}", r.result) for r in group.rows if r.result.ok]
+    runs = [(f"{r.variant} @ {r.device}", r.result) for r in group.rows if r.result.ok]
     temps = [(label, *_env_pair(res, "temp_c")) for label, res in runs]
     freqs = [(label, *_env_pair(res, "cpu_freq_mhz")) for label, res in runs]
     has_temp = any(a is not None or b is not None for _, a, b in temps)
@@ -426,7 +446,14 @@ def environment(group: Group, salt: str) -> Plot | Missing:
                     ax.plot([i + 0.15], [after], "s", color="#d62728", ms=5)
             ax.plot([], [], "o", color="#1f77b4", label="before")
             ax.plot([], [], "s", color="#d62728", label="after")
-            ax.set_xticks(range(len(series)), labels=[_text(s[0]) for s in series], fontsize=8)
+            ax.set_xticks(
+                range(len(series)),
+                labels=[_text(s[0]) for s in series],
+                fontsize=8,
+                rotation=35,
+                ha="right",
+                rotation_mode="anchor",
+            )
             ax.legend(loc="best")
         svg = _svg(fig, title)
     caption = (
