@@ -116,7 +116,9 @@ def demo_command(
         from hostctl.report import study
 
         console = Console()
-        for table in study_tables(study(outcome.results), title="edgeprof demo"):
+        for table in study_tables(
+            study(outcome.results), title="edgeprof demo", width=console.width
+        ):
             console.print(table)
         info_line(
             f"results stored in {redact_url(str(store_path))}: see them again with "

@@ -146,7 +146,7 @@ def _print(groups: Sequence[Group], output: ReportFormat | None) -> None:
         from hostctl.render_study import study_tables
 
         console = Console()
-        for table in study_tables(groups):
+        for table in study_tables(groups, width=console.width):
             console.print(table)
 
 

@@ -347,7 +347,7 @@ def _show(
     from hostctl.report import study
 
     console = Console()
-    for table in study_tables(study(docs)):
+    for table in study_tables(study(docs), width=console.width):
         console.print(table)
     where = "on the fleet" if on_fleet else "on this machine"
     info_line(f"{len(docs)} result(s) measured {where}, stored under label {plan.label}")

@@ -54,6 +54,23 @@ def test_report_formats(tmp_path: Path) -> None:
     assert table.exit_code == 0 and "prn50" in table.stdout and "baseline" in table.stdout
 
 
+def test_the_terminal_table_keeps_whole_numbers_on_a_narrow_terminal(tmp_path: Path) -> None:
+    db = _store(tmp_path)
+    base = ["--db", str(db), "report", "--label", "s1"]
+    wide = runner.invoke(app, base, env={"COLUMNS": "200"})
+    narrow = runner.invoke(app, base, env={"COLUMNS": "80"})
+    assert wide.exit_code == 0 and narrow.exit_code == 0
+    assert "too narrow" not in wide.stdout and "conn. removed" in wide.stdout
+    # At 80 columns the columns that do not fit are named, the others stay whole:
+    # no number is folded over two lines.
+    assert all(len(line) <= 80 for line in narrow.stdout.splitlines())
+    lines = narrow.stdout.splitlines()
+    header = next(line for line in lines if "variant" in line).split()
+    assert header[:5] == ["variant", "top-1", "Δ", "top-1", "size"] and "gzip" not in header
+    assert "90.00%" in narrow.stdout and "too narrow for: " in narrow.stdout
+    assert "on pi-a" in narrow.stdout  # one device: named in the title, not a column
+
+
 def test_report_writes_the_html_file_and_says_where(tmp_path: Path) -> None:
     db = _store(tmp_path)
     page = tmp_path / "out" / "r.html"
@@ -89,7 +106,13 @@ def test_study_refuses_bad_input_before_making_anything(tmp_path: Path) -> None:
     assert not out.exists()  # nothing was made
     done = runner.invoke(
         app,
-        ["--db", str(tmp_path / "r.sqlite"), "study", str(demo_digits.model_path("tflite"))]
-        + ["--only", "fp32,nope"],
+        [
+            "--db",
+            str(tmp_path / "r.sqlite"),
+            "study",
+            str(demo_digits.model_path("tflite")),
+            "--only",
+            "fp32,nope",
+        ],
     )
     assert done.exit_code == 1 and "unknown variant kind nope" in done.stderr

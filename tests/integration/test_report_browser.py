@@ -108,8 +108,20 @@ def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
         store.add(vouch_local(doc, files[1]))
     page = work / "study.html"
     done = subprocess.run(
-        [sys.executable, "-m", "hostctl", "--db", str(db), "report", "--label", LABEL]
-        + ["--html", str(page), "--title", "browser test"],
+        [
+            sys.executable,
+            "-m",
+            "hostctl",
+            "--db",
+            str(db),
+            "report",
+            "--label",
+            LABEL,
+            "--html",
+            str(page),
+            "--title",
+            "browser test",
+        ],
         capture_output=True,
         text=True,
         env=subprocess_env(),
