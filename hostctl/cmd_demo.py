@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from hostctl.cmdutil import error_line, global_options, info_line, user_errors
+from hostctl.errors import HostctlError
 
 
 class BrokerChoice(str, Enum):
@@ -62,6 +63,7 @@ def demo_command(
         DEMO_PHASES,
         default_report_path,
         demo_plans,
+        missing_packages,
         run_demo,
         start_fleet,
         study_command,
@@ -76,6 +78,12 @@ def demo_command(
     options = global_options(ctx)
     report = html or default_report_path()
     with user_errors():
+        missing = missing_packages(include_onnx=onnx)
+        if missing:  # before a broker and an agent are started, not after
+            raise HostctlError(
+                f"hostctl demo makes variants and draws a report, which needs "
+                f"{', '.join(missing)}: pip install 'edgeprof[demo]'"
+            )
         store_path = ResultStore.resolve(options.db)  # the results outlive the demo fleet
         with err.status("starting a broker and an agent on this machine"):
             fleet = start_fleet(broker=broker.value)

@@ -33,29 +33,9 @@ def study_command(
             help="Labelled data (x, y): top-1 of every variant, measured where it runs.",
         ),
     ] = None,
-    calibration: Annotated[
-        str | None,
-        typer.Option(
-            "--calibration",
-            metavar="CAL.npz|random",
-            help="Typical inputs for FIQ; 'random' for a smoke test only (flagged). "
-            "Without it FIQ is not made.",
-        ),
-    ] = None,
-    only: Annotated[
-        str | None,
-        typer.Option(
-            "--only",
-            metavar="LIST",
-            help="Kinds to make: fp32,f16,blq,wo8,fiq,prn,prq (default: fp32,f16,blq,fiq,prn,prq).",
-        ),
-    ] = None,
-    sparsity: Annotated[
-        str | None,
-        typer.Option(
-            "--sparsity", metavar="S[,S...]", help="Zero fractions for prn/prq (default 0.5)."
-        ),
-    ] = None,
+    calibration: options.Calibration = None,
+    only: Annotated[str | None, options.only_option("fp32,f16,blq,fiq,prn,prq")] = None,
+    sparsity: options.Sparsity = None,
     out: Annotated[
         Path | None,
         typer.Option(

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from hostctl import options
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -34,31 +36,9 @@ def variants_command(
             "--out", "-o", help="Directory for the variants and their recipes.", show_default=False
         ),
     ],
-    calibration: Annotated[
-        str | None,
-        typer.Option(
-            "--calibration",
-            metavar="CAL.npz|random",
-            help="Typical inputs for FIQ (x, or one array per input); 'random' for a smoke "
-            "test only (flagged). Without it FIQ is not made.",
-        ),
-    ] = None,
-    only: Annotated[
-        str | None,
-        typer.Option(
-            "--only",
-            metavar="LIST",
-            help="Comma-separated kinds: fp32,f16,blq,wo8,fiq,prn,prq (default: all).",
-        ),
-    ] = None,
-    sparsity: Annotated[
-        str | None,
-        typer.Option(
-            "--sparsity",
-            metavar="S[,S...]",
-            help="Fractions of zero weights for prn/prq, e.g. 0.5,0.75 (default 0.5).",
-        ),
-    ] = None,
+    calibration: options.Calibration = None,
+    only: Annotated[str | None, options.only_option("all")] = None,
+    sparsity: options.Sparsity = None,
     eval_data: Annotated[
         Path | None,
         typer.Option(

@@ -267,6 +267,28 @@ def start_fleet(*, broker: str = "auto") -> DemoFleet:
     return fleet
 
 
+DEMO_NEEDS = (("ai_edge_quantizer", "ai-edge-quantizer"), ("matplotlib", "matplotlib"))
+"""What the demo needs beyond edgeprof itself (import name, distribution): the TFLite
+variant makers and the report's plots (``edgeprof[demo]`` brings them)."""
+ONNX_NEEDS = (("onnxconverter_common", "onnxconverter-common"),)
+"""What ``--onnx`` needs besides (ONNX Runtime's quantizers come with edgeprof)."""
+
+
+def missing_packages(*, include_onnx: bool = False) -> list[str]:
+    """The distributions the demo needs that are not installed here."""
+    import importlib.util
+
+    missing = []
+    for module, dist in DEMO_NEEDS + (ONNX_NEEDS if include_onnx else ()):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            missing.append(dist)
+    return missing
+
+
 def demo_plans(workdir: Path, *, include_onnx: bool = False) -> list[StudyPlan]:
     """The demo's studies: the digits CNN as .tflite (and its .onnx twin), each made
     into fp32, F16, BLQ, FIQ, PRN50 and PRQ50 in ``workdir``, checked and measured on

@@ -325,7 +325,7 @@ def _log_axis(ax: Any) -> None:
 
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: fmt.sig(value, 2)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
