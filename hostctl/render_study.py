@@ -11,7 +11,16 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from hostctl.report import NUMERIC, Group, Row, cells, group_title, latency_unit, titles
+from hostctl.report import (
+    NUMERIC,
+    Group,
+    Row,
+    cells,
+    group_title,
+    latency_unit,
+    titles,
+    visible_columns,
+)
 
 TERMINAL_COLUMNS = (
     "variant",
@@ -23,6 +32,7 @@ TERMINAL_COLUMNS = (
     "nonzeros",
     "p50",
     "peak",
+    "energy",
     "removed",
     "saved",
     "flags",
@@ -43,6 +53,7 @@ PRIORITY = (
     "gzip",
     "nonzeros",
     "peak",
+    "energy",
 )
 """Which columns stay when the terminal is narrow: the first that fit, in this order
 (what the papers' table is about first; flags before the extras, since they say
@@ -83,7 +94,8 @@ def fit_columns(
     With ``one_device`` the device is in the title, not a column."""
     names = titles(unit)
     texts = [cells(row, unit) for row in rows]
-    candidates = [k for k in PRIORITY if not (one_device and k == "device")]
+    shown = set(visible_columns(rows))  # energy only where a board measured it
+    candidates = [k for k in PRIORITY if k in shown and not (one_device and k == "device")]
     if width is None:
         chosen = set(candidates)
     else:
@@ -111,10 +123,11 @@ def study_tables(
         one_device = len(devices) == 1
         caption = group_title(group) + (f" on {devices[0]}" if one_device else "")
         columns = fit_columns(group.rows, unit, width, one_device=one_device)
+        shown = set(visible_columns(group.rows))
         left_out = [
             _title(k, names)
             for k in TERMINAL_COLUMNS
-            if k not in columns and not (one_device and k == "device")
+            if k in shown and k not in columns and not (one_device and k == "device")
         ]
         notes = ["Δ top-1, conn. removed and time saved against the fp32 on the same device"]
         notes.append("[95% CI]")

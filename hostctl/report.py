@@ -88,6 +88,20 @@ class Row:
         return round(model.params * (1.0 - (model.sparsity or 0.0)))
 
     @property
+    def energy(self) -> tuple[float, tuple[float, float] | None] | None:
+        """mJ per inference and its 95 % CI, where the device measured its power."""
+        section = self.result.section("energy")
+        value = fmt.number(section.get("mj_per_inference"))
+        if value is None or not self.result.ok:
+            return None
+        ci = section.get("ci95")
+        bounds = None
+        if isinstance(ci, (list, tuple)) and len(ci) == 2:
+            lo, hi = fmt.number(ci[0]), fmt.number(ci[1])
+            bounds = (lo, hi) if lo is not None and hi is not None else None
+        return value, bounds
+
+    @property
     def time_saved(self) -> Change | None:
         """1 − time ratio: the fraction of the fp32's time the variant saves."""
         ratio = self.time_ratio
@@ -388,6 +402,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("p50", "p50 ms [95% CI]"),
     ("p90", "p90 ms"),
     ("peak", "peak MB"),
+    ("energy", "mJ/inference [95% CI]"),
     ("removed", "connections removed"),
     ("saved", "time saved [95% CI]"),
     ("speed", "vs fp32"),
@@ -407,12 +422,23 @@ NUMERIC = frozenset(
         "p50",
         "p90",
         "peak",
+        "energy",
         "removed",
         "saved",
         "speed",
     }
 )
 """Columns right-aligned and sorted as numbers."""
+
+OPTIONAL = frozenset({"energy"})
+"""Columns shown only when some row has a figure for them (energy: only boards that
+measure their power have one)."""
+
+
+def visible_columns(rows: Sequence[Row]) -> list[str]:
+    """The keys of :data:`COLUMNS` a table of ``rows`` shows."""
+    present = {"energy": any(row.energy is not None for row in rows)}
+    return [key for key, _ in COLUMNS if key not in OPTIONAL or present.get(key)]
 
 
 def _signed(value: float, scale: float, digits: int) -> str:
@@ -430,6 +456,14 @@ def _change(change: Change | None, unit: str, fallback: str) -> str:
         lo, hi = change.ci95
         text += f" [{_signed(lo, 100, 1)}, {_signed(hi, 100, 1)}]"
     return text
+
+
+def _energy(row: Row) -> str:
+    energy = row.energy
+    if energy is None:
+        return fmt.DASH
+    value, ci = energy
+    return fmt.sig(value) + (f" [{fmt.sig(ci[0])}–{fmt.sig(ci[1])}]" if ci else "")
 
 
 def latency_unit(groups_or_rows: Sequence[Row]) -> str:
@@ -483,6 +517,7 @@ def cells(row: Row, unit: str = "ms") -> dict[str, str]:
         "p50": p50,
         "p90": ms(latency.p90 if latency else None),
         "peak": fmt.mib(result.memory.peak_rss),
+        "energy": _energy(row),
         "removed": fmt.percent(row.connections_removed)
         if row.connections_removed is not None
         else baseline,
@@ -506,6 +541,7 @@ def sort_keys(row: Row) -> dict[str, float | None]:
         "p50": latency.p50 if latency else None,
         "p90": latency.p90 if latency else None,
         "peak": result.memory.peak_rss,
+        "energy": row.energy[0] if row.energy else None,
         "removed": row.connections_removed,
         "saved": row.time_saved.estimate if row.time_saved else None,
         "speed": row.time_ratio.estimate if row.time_ratio else None,
@@ -529,12 +565,13 @@ def to_markdown(groups: Sequence[Group]) -> str:
     parts = []
     for group in groups:
         unit = latency_unit(group.rows)
+        names, keys = titles(unit), visible_columns(group.rows)
         lines = [f"### {_md(group_title(group))}", ""]
-        lines.append("| " + " | ".join(titles(unit).values()) + " |")
-        lines.append("|" + "".join("---:|" if key in NUMERIC else "---|" for key, _ in COLUMNS))
+        lines.append("| " + " | ".join(names[key] for key in keys) + " |")
+        lines.append("|" + "".join("---:|" if key in NUMERIC else "---|" for key in keys))
         for row in group.rows:
             text = cells(row, unit)
-            lines.append("| " + " | ".join(_md(text[key]) for key, _ in COLUMNS) + " |")
+            lines.append("| " + " | ".join(_md(text[key]) for key in keys) + " |")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts) if parts else "no results to tabulate\n"
 
@@ -565,6 +602,7 @@ CSV_COLUMNS = (
     "p50_ci_hi",
     "p90_ms",
     "peak_rss_mb",
+    "mj_per_inference",
     "connections_removed",
     "time_ratio",
     "time_ratio_lo",
@@ -604,6 +642,7 @@ def _csv_row(group: Group, row: Row) -> dict[str, Any]:
         "p50_ci_hi": latency.ci95_p50.hi if latency and latency.ci95_p50 else None,
         "p90_ms": latency.p90 if latency else None,
         "peak_rss_mb": result.memory.peak_rss,
+        "mj_per_inference": row.energy[0] if row.energy else None,
         "connections_removed": row.connections_removed,
         "time_ratio": ratio.estimate if ratio else None,
         "time_ratio_lo": ratio.ci95[0] if ratio and ratio.ci95 else None,
@@ -715,5 +754,6 @@ __all__ = [
     "to_csv",
     "to_latex",
     "to_markdown",
+    "visible_columns",
     "with_variants",
 ]

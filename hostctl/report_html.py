@@ -26,7 +26,6 @@ from typing import Any
 from hostctl import format as fmt
 from hostctl.errors import HostctlError
 from hostctl.report import (
-    COLUMNS,
     NUMERIC,
     Group,
     Row,
@@ -37,6 +36,7 @@ from hostctl.report import (
     sort_keys,
     study,
     titles,
+    visible_columns,
 )
 from protocol.result import Result
 
@@ -58,6 +58,7 @@ COLUMN_HELP = {
     "p50": "Median latency of the steady state with its distribution-free 95% CI.",
     "p90": "90th percentile latency.",
     "peak": "Peak resident memory of the worker process (MiB).",
+    "energy": "Energy per inference (mJ) with its 95% CI, where the board measures its power.",
     "removed": "Connections removed: 1 − non-zeros / the fp32's non-zeros.",
     "saved": "Time saved: 1 − p50 ratio against the fp32 on the same device, with its 95% CI "
     "(profiler.compare: over runs, or block medians within the runs).",
@@ -179,17 +180,17 @@ def _notes(row: Row) -> dict[str, str]:
 
 def _table(group: Group, anchor: str) -> str:
     unit = latency_unit(group.rows)
-    names = titles(unit)
+    names, columns = titles(unit), visible_columns(group.rows)
     head = "".join(
         f'<th scope="col" class="{"num" if key in NUMERIC else "text"}" '
         f'title="{_e(COLUMN_HELP.get(key, names[key]))}">{_e(names[key])}</th>'
-        for key, _ in COLUMNS
+        for key in columns
     )
     body = []
     for row in group.rows:
         text, keys, notes = cells(row, unit), sort_keys(row), _notes(row)
         tds = []
-        for key, _ in COLUMNS:
+        for key in columns:
             attrs = []
             if key in NUMERIC:
                 value = keys.get(key)

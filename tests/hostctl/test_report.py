@@ -232,3 +232,15 @@ def test_kind_order_is_the_variant_makers_order() -> None:
     from modelkit.variants import KINDS
 
     assert report.KIND_ORDER == KINDS
+
+
+def test_energy_is_a_column_only_where_a_board_measured_it() -> None:
+    plain = report.to_markdown(report.study(_study()))
+    assert "mJ/inference" not in plain
+    docs = _study()
+    docs[1]["energy"] = {"mj_per_inference": 0.42, "ci95": [0.40, 0.44], "rail": "VDD_IN"}
+    groups = report.study(docs)
+    text = report.to_markdown(groups)
+    assert "mJ/inference [95% CI]" in text and "| 0.420 [0.400–0.440] |" in text
+    rows = report.rows_json(groups)
+    assert [r["mj_per_inference"] for r in rows if r["mj_per_inference"]] == [0.42]
