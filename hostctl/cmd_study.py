@@ -106,6 +106,13 @@ def study_command(
     """Make the variants of MODEL, measure each on the targets (or here), show the study."""
     glob = global_options(ctx)
     with user_errors():
+        from hostctl.options import shape_sweep
+
+        if len(shape_sweep(shape)) > 1:
+            raise HostctlError(
+                "a study measures every variant with one setting: give one --shape per input "
+                "(a sweep of shapes: hostctl push or profile)"
+            )
         try:
             settings = build_settings(
                 runs=runs,

@@ -116,3 +116,17 @@ def test_study_refuses_bad_input_before_making_anything(tmp_path: Path) -> None:
         ],
     )
     assert done.exit_code == 1 and "unknown variant kind nope" in done.stderr
+    done = runner.invoke(
+        app,
+        [
+            "--db",
+            str(tmp_path / "r.sqlite"),
+            "study",
+            str(demo_digits.model_path("tflite")),
+            "--shape",
+            "input=1,8,8,1",
+            "--shape",
+            "input=2,8,8,1",
+        ],
+    )
+    assert done.exit_code == 1 and "one --shape per input" in done.stderr
