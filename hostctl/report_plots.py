@@ -318,13 +318,16 @@ def size(group: Group, salt: str) -> Plot | Missing:
     return Plot("size", title, svg, caption)
 
 
-def _log_axis(ax: Any) -> None:
-    """A log-scaled x axis labelled 1, 2, 5, 10, 20, … in plain numbers (matplotlib's
-    default labels every minor tick "3×10⁰", and they collide)."""
+def _log_axis(ax: Any, low: float, high: float) -> None:
+    """A log-scaled x axis from ``low`` to ``high`` labelled in plain numbers: 1, 2, 5,
+    10, 20, … over up to two decades, 1, 10, 100, … over more (matplotlib's default
+    labels every minor tick "3×10⁰", and they collide; so would 1-2-5 over four)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    decades = math.log10(high / low) if low > 0 and high > low else 0.0
+    subs = (1.0, 2.0, 5.0) if decades <= 2.0 else (1.0,)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -367,7 +370,7 @@ def ecdf(group: Group, salt: str) -> Plot | Missing:
             # each and its tail show in one view.
             log = high > 10 * low
             if log:
-                _log_axis(ax)
+                _log_axis(ax, low * 0.9, high * 1.1)
             ax.set_xlim(low * 0.9, high * 1.1)
             ax.set_title(_text(device))
             scale_note = "log scale, " if log else ""
