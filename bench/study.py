@@ -1,7 +1,9 @@
-"""Study, first part: the time to make every variant of a ~5 MB model, against one
-fp32 inference pass over the calibration set measured in the same run.
+"""Study: the time to make every variant of a ~5 MB model, against one fp32 inference
+pass over the calibration set measured in the same run; and the wall time of
+``hostctl demo`` (the whole study of the digits CNN), against one ``hostctl profile``
+of its fp32 model with the demo's settings, measured in the same run.
 
-``python -m bench.study [--formats tflite,onnx] [--samples 32] [--json]``
+``python -m bench.study [--formats tflite,onnx] [--samples 32] [--no-demo] [--json]``
 
 The model is built in code (``modelkit.cnn``: conv 3x3 → depthwise → conv 1x1 →
 pool → fully connected, 256 / 1024 channels, 1000 classes, ~1.29 M parameters,
@@ -16,6 +18,13 @@ inputs. Per format, in this order:
    checks against the source included, with the time of each variant.
 
 The figure is (3) / (1): how many calibration passes making all variants costs.
+
+Then, unless ``--no-demo``: reference C, ``hostctl profile`` of ``digits_cnn.tflite``
+with the demo's settings and ``--eval`` (a process start, one worker, top-1 on the 360
+held-out digits); and ``hostctl demo --json`` (a broker and an agent started, six
+variants made, pushed, measured there with top-1, the HTML report written), each as a
+subprocess with its own results store. The figures are the demo's wall time against
+its target (under a minute on 2 cores) and its ratio to C.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from bench.common import (
     machine_line,
     progress,
     usage_line,
+    verdict,
 )
 
 SPARSITIES = (0.5, 0.75)
@@ -128,15 +138,78 @@ def _one_format(fmt: str, samples: int, tmp: Path) -> dict[str, Any]:
     }
 
 
-def run(formats: Sequence[str], samples: int, argv: Sequence[str] | None) -> dict[str, Any]:
-    """Measure every format and return the report."""
+DEMO_TARGET_S = 60.0
+"""`hostctl demo` stays under a minute on 2 cores (issue 9)."""
+
+
+def _hostctl(args: Sequence[str], tmp: Path) -> tuple[float, Any]:
+    """Wall time of ``hostctl ARGS`` as a subprocess, and its JSON stdout."""
+    import json
+    import os
+    import subprocess
+
+    env = dict(os.environ)
+    for name in ("EDGEPROF_BROKER", "EDGEPROF_DB", "EDGEPROF_KEY"):
+        env.pop(name, None)
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "hostctl", "--db", str(tmp / "results.sqlite"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise BenchError(f"hostctl {args[0]} failed ({done.returncode}): {tail[0]}")
+    return wall, json.loads(done.stdout)
+
+
+def _demo(tmp: Path) -> dict[str, Any]:
+    from hostctl.demo import DEMO_SETTINGS
+    from modelkit import demo_digits
+
+    options = [f"--{k.replace('_', '-')}={v}" for k, v in DEMO_SETTINGS.items()]
+    progress("demo: reference, one `hostctl profile` of the fp32 digits CNN")
+    ref_s, _doc = _hostctl(
+        [
+            "profile",
+            str(demo_digits.model_path("tflite")),
+            *options,
+            "--eval",
+            str(demo_digits.eval_path()),
+            "--json",
+        ],
+        tmp,
+    )
+    progress("demo: `hostctl demo`")
+    demo_s, docs = _hostctl(["demo", "--json", "--html", str(tmp / "demo.html")], tmp)
+    return {
+        "reference_profile_s": round(ref_s, 2),
+        "demo_s": round(demo_s, 2),
+        "ratio_to_profile": round(demo_s / ref_s, 1) if ref_s else None,
+        "target_s": DEMO_TARGET_S,
+        "verdict": verdict(demo_s, DEMO_TARGET_S),
+        "variants": sorted(d["model"]["name"] for d in docs),
+        "top1": {d["model"]["name"]: d["accuracy"]["top1"] for d in docs if d.get("accuracy")},
+    }
+
+
+def run(
+    formats: Sequence[str], samples: int, argv: Sequence[str] | None, *, demo: bool = True
+) -> dict[str, Any]:
+    """Measure every format (and the demo) and return the report."""
     before = machine_info()
     results = []
+    demo_report = None
     with tempfile.TemporaryDirectory(prefix="edgeprof-bench-study-") as tmp:
         for fmt in formats:
             if fmt not in ("tflite", "onnx"):
                 raise BenchError(f"unknown format {fmt!r}: use tflite and/or onnx")
             results.append(_one_format(fmt, samples, Path(tmp)))
+        if demo:
+            demo_report = _demo(Path(tmp))
     after = machine_info()
     return {
         "benchmark": "study",
@@ -145,6 +218,7 @@ def run(formats: Sequence[str], samples: int, argv: Sequence[str] | None) -> dic
         "machine_after": after,
         "usage": usage_line(before, after),
         "results": results,
+        "demo": demo_report,
     }
 
 
@@ -171,6 +245,19 @@ def render(report: Mapping[str, Any]) -> str:
         lines.append(f"\n{r['format']} per variant: {per}")
         if r["not_made"]:
             lines.append(f"{r['format']} not made: {r['not_made']}")
+    demo = report.get("demo")
+    if demo:
+        lines += [
+            "",
+            "| `hostctl demo` wall | one `hostctl profile` (demo settings, --eval) | ratio | "
+            "target | verdict |",
+            "|---|---|---|---|---|",
+            f"| {demo['demo_s']:.1f} s | {demo['reference_profile_s']:.2f} s | "
+            f"{demo['ratio_to_profile']}× | < {demo['target_s']:.0f} s | {demo['verdict']} |",
+            "",
+            "demo top-1: "
+            + ", ".join(f"{name} {top1:.4f}" for name, top1 in sorted(demo["top1"].items())),
+        ]
     return "\n".join(lines)
 
 
@@ -184,9 +271,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON only")
     parser.add_argument("--formats", default="tflite,onnx", help="tflite and/or onnx")
     parser.add_argument("--samples", type=int, default=32, help="calibration samples")
+    parser.add_argument(
+        "--no-demo", dest="demo", action="store_false", help="skip the `hostctl demo` timing"
+    )
     args = parser.parse_args(argv)
     try:
-        report = run([f.strip() for f in args.formats.split(",") if f.strip()], args.samples, argv)
+        formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+        report = run(formats, args.samples, argv, demo=args.demo)
     except BenchError as exc:
         progress(f"error: {exc}")
         return 1

@@ -23,7 +23,9 @@ from hostctl import (
     cmd_keys,
     cmd_profile,
     cmd_push,
+    cmd_report,
     cmd_results,
+    cmd_study,
     cmd_variants,
 )
 from hostctl.cmdutil import HelpGroup, configure_logging
@@ -156,6 +158,8 @@ for _command in (
     cmd_jobs,
     cmd_demo,
     cmd_variants,
+    cmd_study,
+    cmd_report,
 ):
     _command.register(app)
 

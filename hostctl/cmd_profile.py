@@ -121,10 +121,15 @@ def profile_command(
         _check_for_model(model, settings)
     if len(sweep) > 1 and label is None:
         label = _sweep_label()
+    from pathlib import Path
+
+    from hostctl.provenance import vouch_local
+
     results = []
     try:
         for settings in sweep:
             result = run_profile(model, settings, label=label, show_progress=True)
+            result = vouch_local(result, Path(model))  # a variant's recipe, its gzip size
             # A typo in the path is not a measurement: nothing to keep.
             if store and (result.get("error") or {}).get("code") not in _NOT_A_MEASUREMENT:
                 _store(ctx, result)

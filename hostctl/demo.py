@@ -1,5 +1,12 @@
 """`hostctl demo`: a whole fleet on this machine — broker, key pair, one agent — and
-the bundled demo models pushed to it.
+the compression study of the digits CNN shipped in the package run on it.
+
+The study is the table compression papers publish: the trained CNN
+(:mod:`modelkit.demo_digits`, scikit-learn's 8×8 digits) as fp32, F16, BLQ, FIQ
+(calibrated), PRN and PRQ (50 % pruned), each pushed to the agent with the held-out
+images, measured there (top-1 on the device, latency with CIs, memory), and an HTML
+report written. The phases are shorter than a real study's (:data:`DEMO_SETTINGS`)
+so the whole demo stays under a minute on two cores.
 
 The broker is Mosquitto when it is installed, else amqtt (pure Python, MQTT
 3.1.1) in a child process. Everything lives in a temporary directory that is
@@ -20,21 +27,33 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import HostctlError
+
+if TYPE_CHECKING:
+    from hostctl.study import StudyPlan
 
 logger = logging.getLogger(__name__)
 
 DEVICE_ID = "demo-device"
+LABEL = "demo"
 DEMO_SETTINGS: dict[str, Any] = {
     "runs": 50,
     "warmup": 5,
     "warmup_seconds": 0.2,
     "min_seconds": 1.0,
     "max_seconds": 5.0,
+    "threads": 1,
 }
-"""Short settings: the demo is about seeing it work, not about precise numbers."""
+"""Short phases (a real study: 1 s of warm-up, 5 s of steady state), one thread (the
+demo's agent shares this machine with hostctl and the broker): the demo is about
+seeing the study work in under a minute, not about precise numbers."""
+
+DEMO_PHASES = (
+    "short phases for the demo: 0.2 s of warm-up and 1 s of steady state per variant, "
+    "1 thread (a real study measures 1 s and 5 s: hostctl study MODEL --eval VAL.npz)"
+)
 
 
 def free_port() -> int:
@@ -248,33 +267,77 @@ def start_fleet(*, broker: str = "auto") -> DemoFleet:
     return fleet
 
 
-def demo_models(include_onnx: bool = True) -> list[Path]:
-    """The demo models shipped inside the package."""
-    from profiler.models import demo_model
+DEMO_NEEDS = (("ai_edge_quantizer", "ai-edge-quantizer"), ("matplotlib", "matplotlib"))
+"""What the demo needs beyond edgeprof itself (import name, distribution): the TFLite
+variant makers and the report's plots (``edgeprof[demo]`` brings them)."""
+ONNX_NEEDS = (("onnxconverter_common", "onnxconverter-common"),)
+"""What ``--onnx`` needs besides (ONNX Runtime's quantizers come with edgeprof)."""
 
-    # fp32 next to its int8 quantization: the comparison edgeprof exists for.
-    models = [demo_model("tflite"), demo_model("tflite", "int8")]
-    if include_onnx:
-        models.append(demo_model("onnx"))
-    return models
+
+def missing_packages(*, include_onnx: bool = False) -> list[str]:
+    """The distributions the demo needs that are not installed here."""
+    import importlib.util
+
+    missing = []
+    for module, dist in DEMO_NEEDS + (ONNX_NEEDS if include_onnx else ()):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            missing.append(dist)
+    return missing
+
+
+def demo_plans(workdir: Path, *, include_onnx: bool = False) -> list[StudyPlan]:
+    """The demo's studies: the digits CNN as .tflite (and its .onnx twin), each made
+    into fp32, F16, BLQ, FIQ, PRN50 and PRQ50 in ``workdir``, checked and measured on
+    the held-out digits, FIQ calibrated on training images."""
+    from hostctl.study import STUDY_KINDS, StudyPlan
+    from modelkit import demo_digits
+
+    formats = ["tflite", "onnx"] if include_onnx else ["tflite"]
+    return [
+        StudyPlan(
+            model=demo_digits.model_path(fmt),
+            out_dir=workdir / f"variants-{fmt}",
+            label=LABEL,
+            eval_data=demo_digits.eval_path(),
+            calibration=str(demo_digits.calibration_path()),
+            kinds=STUDY_KINDS,
+            sparsities=(0.5,),
+        )
+        for fmt in formats
+    ]
+
+
+def default_report_path() -> Path:
+    """Where the demo writes its HTML report unless told: the user data dir."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("edgeprof")) / "demo-report.html"
 
 
 def run_demo(
     fleet: DemoFleet,
     models: Sequence[Path],
     *,
+    eval_data: Path | None = None,
     db: str | Path | None = None,
     on_update: Callable[[Any], None] | None = None,
     on_targets: Callable[[list[Any]], None] | None = None,
-    timeout: float = 180.0,
+    timeout: float = 300.0,
 ) -> Any:
-    """Push `models` to the demo device; returns the fleet.PushOutcome.
+    """Push `models` (with `eval_data`) to the demo device; returns the fleet.PushOutcome.
 
     Results go to the store at `db` (the user's, so they outlive the demo fleet),
-    or to the fleet's own temporary one when None."""
-    from hostctl.fleet import FLEET_SUBSCRIPTIONS, push
+    or to the fleet's own temporary one when None. Each variant's recipe travels
+    into its results (the host attaches it)."""
+    from hostctl.fleet import FLEET_SUBSCRIPTIONS
     from hostctl.mqtt import HostSession, host_client_id
     from hostctl.store import ResultStore
+    from hostctl.study import measure_on_fleet
+    from profiler.settings import ProfileSettings
     from protocol.signing import load_signing_key
 
     key = load_signing_key(fleet.key_path)
@@ -289,14 +352,15 @@ def run_demo(
         )
         session.connect()
         try:
-            return push(
+            return measure_on_fleet(
                 session,
                 store,
                 key,
-                models=list(models),
-                settings=dict(DEMO_SETTINGS),
+                list(models),
+                ProfileSettings(**DEMO_SETTINGS),
+                label=LABEL,
+                eval_data=eval_data,
                 devices=[DEVICE_ID],
-                label="demo",
                 timeout=timeout,
                 on_update=on_update,
                 on_targets=on_targets,
@@ -310,4 +374,13 @@ def next_command(fleet: DemoFleet, model: Path, db: str | Path | None = None) ->
     return (
         f"hostctl --broker {fleet.url} --key {fleet.key_path} --db {db or fleet.db_path} "
         f"push {model} --device {DEVICE_ID} --runs 50 --min-seconds 1"
+    )
+
+
+def study_command(fleet: DemoFleet, plan: StudyPlan, db: str | Path | None = None) -> str:
+    """The exact `hostctl study` of the demo's model against a kept demo fleet."""
+    return (
+        f"hostctl --broker {fleet.url} --key {fleet.key_path} --db {db or fleet.db_path} "
+        f"study {plan.model} --eval {plan.eval_data} --calibration {plan.calibration} "
+        f"--device {DEVICE_ID} --html study.html"
     )

@@ -19,13 +19,13 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from hostctl.errors import HostctlError
-from hostctl.intake import CONTROL_TTL_S, ResultIntake, read_message, received_document
+from hostctl.intake import CONTROL_TTL_S, ResultIntake, read_message
 from hostctl.mqtt import HostSession
 from hostctl.store import JournalEntry, ResultStore
 from protocol import topics
@@ -213,6 +213,9 @@ class Blob:
     path: Path
     data: bytes
     ref: BlobRef
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    """What the host vouches for about a model (``hostctl.provenance.model_facts``):
+    journaled with each job, attached to its result."""
 
     @classmethod
     def from_file(
@@ -506,6 +509,7 @@ class Pusher:
             settings=manifest.settings,
             sent_at=time.time(),
             expires_at=manifest.expires_at,
+            model_facts=job.blob.facts,
         )
 
     def send_manifest(self, job: Job) -> None:
@@ -627,7 +631,7 @@ class Pusher:
         filed = self.intake.take(message, topic)  # stored BEFORE it is shown or acknowledged
         if filed == "refused":
             return
-        doc = received_document(message)
+        doc = self.intake.document(message)
         job = self.jobs.get(message.job_id)
         if job is None or job.device_id != message.device_id:
             if filed == "new":
@@ -804,6 +808,14 @@ class Pusher:
         return PushOutcome(results, failures, list(self.jobs.values()), waiting)
 
 
+def _model_blob(path: Path, chunk_size: int) -> Blob:
+    """A model to push, with what the host vouches for about it."""
+    from hostctl.provenance import model_facts
+
+    blob = Blob.from_file(path, fmt=model_format(path), chunk_size=chunk_size)
+    return replace(blob, facts=model_facts(path, blob.data))
+
+
 def _reason(job: Job) -> str:
     text = job.reason or job.state
     if job.code and job.code not in text:
@@ -842,9 +854,7 @@ def push(
     model x setting (each file is still transferred once).
     """
     sweep = [settings] if isinstance(settings, dict) else list(settings)
-    blobs = [
-        Blob.from_file(Path(m), fmt=model_format(Path(m)), chunk_size=chunk_size) for m in models
-    ]
+    blobs = [_model_blob(Path(m), chunk_size) for m in models]
     data = {
         kind: attachment_blob(kind, Path(path), chunk_size=chunk_size)
         for kind, path in (attachments or {}).items()

@@ -171,6 +171,18 @@ class ResultIntake:
         self.store = store
         self.key = key
 
+    def document(self, message: JobResult) -> dict[str, Any]:
+        """The document to store and show: as received, with what this host vouches
+        for about the model it sent (variant record, gzip size: hostctl.provenance,
+        from the job's journal entry); keys a device wrote there itself are dropped."""
+        from hostctl.provenance import vouch
+
+        doc = received_document(message)
+        entry = self.store.get_job(message.job_id, message.device_id)
+        if entry is None:
+            return vouch(doc, None, None)
+        return vouch(doc, entry.model_facts, entry.sha256)
+
     def take(self, message: JobResult, topic: str = "") -> str:
         """File one validated result: ``"new"``, ``"same"`` (stored before),
         ``"conflict"`` (a different result is stored: kept as an event),
@@ -186,7 +198,7 @@ class ResultIntake:
                 kind="result",
             )
             return "refused"
-        doc = received_document(message)
+        doc = self.document(message)
         filed = self.store.add_received(doc)
         if filed == "refused":
             skip(topic, device_id, f"too many conflicting results of job {job_id}", kind="result")

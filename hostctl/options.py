@@ -136,6 +136,36 @@ MaxMemory = Annotated[
 ]
 
 
+# -- the variant makers' options (`hostctl variants` and `hostctl study`) -------------
+
+Calibration = Annotated[
+    str | None,
+    typer.Option(
+        "--calibration",
+        metavar="CAL.npz|random",
+        help="Typical inputs for FIQ (x, or one array per input); 'random' for a smoke "
+        "test only (flagged). Without it FIQ is not made.",
+    ),
+]
+Sparsity = Annotated[
+    str | None,
+    typer.Option(
+        "--sparsity",
+        metavar="S[,S...]",
+        help="Fractions of zero weights for prn/prq, e.g. 0.5,0.75 (default 0.5).",
+    ),
+]
+
+
+def only_option(default: str) -> Any:
+    """``--only LIST``: which variant kinds to make, with the command's default."""
+    return typer.Option(
+        "--only",
+        metavar="LIST",
+        help=f"Comma-separated kinds: fp32,f16,blq,wo8,fiq,prn,prq (default: {default}).",
+    )
+
+
 def option_names(message: str) -> str:
     """A ProfileSettings message in the option names the user typed (runs -> --runs)."""
     for name in ("runs", "warmup_seconds", "warmup", "min_seconds", "max_seconds", "threads"):

@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any
@@ -195,6 +195,12 @@ MIGRATIONS: Sequence[Migration] = (
         sqlite=_RESULT_EVENTS_V3.format(real="REAL"),
         postgres=(_RESULT_EVENTS_V3.format(real="DOUBLE PRECISION"),),
     ),
+    # 3 -> 4: what the host vouches for about each job's model (hostctl.provenance:
+    # its variant record, its gzip size), attached to the result when it arrives
+    Migration(
+        sqlite="ALTER TABLE jobs ADD COLUMN model_facts TEXT",
+        postgres=("ALTER TABLE jobs ADD COLUMN model_facts TEXT",),
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -296,6 +302,8 @@ class JournalEntry:
     state: str
     reason: str | None
     updated_at: float
+    model_facts: dict[str, Any] = field(default_factory=dict)
+    """What the host vouched for about the model it sent (``hostctl.provenance``)."""
 
     @property
     def pending(self) -> bool:
@@ -319,32 +327,39 @@ class JournalEntry:
             "state": self.state,
             "reason": self.reason,
             "updated_at": self.updated_at,
+            "model_facts": dict(self.model_facts),
         }
 
 
 _JOB_COLUMNS = (
     "job_id, device_id, model_name, sha256, label, settings, sent_at, expires_at, state, "
-    "reason, updated_at"
+    "reason, updated_at, model_facts"
 )
 
 
-def _entry(row: Sequence[Any]) -> JournalEntry:
+def _json_object(text: Any) -> dict[str, Any]:
     try:
-        settings = json.loads(row[5])
+        value = json.loads(text) if text is not None else {}
     except (TypeError, ValueError):
-        settings = {}
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _entry(row: Sequence[Any]) -> JournalEntry:
+    settings = _json_object(row[5])
     return JournalEntry(
         job_id=row[0],
         device_id=row[1],
         model_name=row[2],
         sha256=row[3],
         label=row[4],
-        settings=settings if isinstance(settings, dict) else {},
+        settings=settings,
         sent_at=float(row[6]),
         expires_at=None if row[7] is None else float(row[7]),
         state=row[8],
         reason=row[9],
         updated_at=float(row[10]),
+        model_facts=_json_object(row[11]),
     )
 
 
@@ -828,11 +843,15 @@ class ResultStore:
         sent_at: float,
         expires_at: float | None,
         state: str = "sent",
+        model_facts: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Record a job before it is sent; False when (job, device) is journaled already."""
+        """Record a job before it is sent; False when (job, device) is journaled already.
+
+        ``model_facts``: what the host vouches for about the model it sends (its
+        variant record, its gzip size), attached to the job's result on arrival."""
         (count,) = self._write(
             (
-                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (job_id, device_id) DO NOTHING",
                 (
                     job_id,
@@ -846,6 +865,7 @@ class ResultStore:
                     state,
                     None,
                     time.time(),
+                    json.dumps(dict(model_facts), sort_keys=True) if model_facts else None,
                 ),
             )
         )

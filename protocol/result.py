@@ -14,7 +14,9 @@ Schema history (readers accept every version listed in :data:`READABLE_VERSIONS`
       (null or absent when not measured): ``model.variant``, ``model.macs_complete``,
       ``settings.input_shapes``, ``energy``, ``timeline``, ``per_op``,
       ``accuracy_error``, ``memory_mb.peak_rss_with_eval``, ``accuracy.correct``
-      (per-sample correctness, :func:`encode_correct`) and ``accuracy.data_sha256``.
+      (per-sample correctness, :func:`encode_correct`), ``accuracy.data_sha256`` and
+      ``model.gzip_bytes`` (the size of the file gzipped; like ``model.variant``
+      written by the host that sent the file, never by a device).
 
 Standard library only (protocol imports nothing of ours but its own modules).
 """
@@ -272,6 +274,8 @@ class ModelSection:
     sparsity: float | None = None
     variant: VariantSection | None = None
     notes: tuple[str, ...] = ()
+    gzip_bytes: int | None = None
+    """Size of the file gzipped (``gzip -6``): what pruned zeros save on the wire."""
 
     @classmethod
     def read(cls, value: Any) -> ModelSection:
@@ -287,6 +291,7 @@ class ModelSection:
             sparsity=_num(m.get("sparsity")),
             variant=VariantSection.read(m.get("variant")),
             notes=_strs(m.get("notes")),
+            gzip_bytes=_int(m.get("gzip_bytes")),
         )
 
     @property

@@ -239,6 +239,19 @@ def job(job_id: str, device: str = "pi-1", **overrides: Any) -> dict[str, Any]:
     return fields
 
 
+def test_the_journal_keeps_what_the_host_vouched_for_about_the_model(
+    open_store: Opener,
+) -> None:
+    store = open_store()
+    facts = {"variant": {"kind": "prn", "recipe": {"tool": "edgeprof"}}, "gzip_bytes": 123}
+    store.journal_job(**job("v1"), model_facts=facts)
+    store.journal_job(**job("plain"))
+    entry = store.get_job("v1", "pi-1")
+    assert entry is not None and entry.model_facts == facts
+    plain = store.get_job("plain", "pi-1")
+    assert plain is not None and plain.model_facts == {}
+
+
 def test_the_journal_knows_where_each_job_went(open_store: Opener) -> None:
     store = open_store()
     assert store.journal_job(**job("j1", "pi-1"))
@@ -323,6 +336,35 @@ def test_a_version_1_sqlite_store_is_migrated_keeping_every_result(tmp_path: Pat
         assert store.get("j1", "") is not None  # no device id: keyed by ""
         assert ids(store.query(model="m")) == ["j2", "j1"]  # j1 stored later, no creation time
         assert store.journal_job(**job("new"))
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_version_2_store_keeps_its_journal_when_it_learns_model_facts(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        """
+        CREATE TABLE jobs (
+            job_id TEXT NOT NULL, device_id TEXT NOT NULL, model_name TEXT, sha256 TEXT,
+            label TEXT, settings TEXT NOT NULL, sent_at REAL NOT NULL, expires_at REAL,
+            state TEXT NOT NULL, reason TEXT, updated_at REAL NOT NULL,
+            PRIMARY KEY (job_id, device_id));
+        CREATE TABLE results (job_id TEXT NOT NULL, device_id TEXT NOT NULL, model_name TEXT,
+            model_stem TEXT, sha256 TEXT, label TEXT, status TEXT, created_at TEXT,
+            created_ts REAL, stored_at TEXT NOT NULL, document TEXT NOT NULL,
+            PRIMARY KEY (job_id, device_id));
+        INSERT INTO jobs VALUES ('old', 'pi-1', 'm.tflite', NULL, NULL, '{}', 1.0, NULL,
+            'succeeded', NULL, 1.0);
+        PRAGMA user_version = 2;
+        """
+    )
+    con.close()
+    with ResultStore(path) as store:
+        old = store.get_job("old", "pi-1")
+        assert old is not None and old.state == "succeeded" and old.model_facts == {}
+        assert store.journal_job(**job("new"), model_facts={"gzip_bytes": 9})
+        new = store.get_job("new", "pi-1")
+        assert new is not None and new.model_facts == {"gzip_bytes": 9}
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 

@@ -1,4 +1,5 @@
-"""`hostctl demo` end to end, and the embedded amqtt broker it falls back on."""
+"""`hostctl demo` end to end (the compression study of the digits CNN on a local
+broker and agent), and the embedded amqtt broker it falls back on."""
 
 from __future__ import annotations
 
@@ -7,21 +8,24 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from hostctl.store import ResultStore
 from tests.integration.fleet_support import REPO, close_client, subprocess_env
 from tests.support.broker import free_port, wait_for_port
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
-def _demo(*args: str) -> subprocess.CompletedProcess[str]:
+def _demo(*args: str, db: Path | None = None) -> subprocess.CompletedProcess[str]:
+    store = ["--db", str(db)] if db is not None else []
     return subprocess.run(
-        [sys.executable, "-m", "hostctl", "demo", *args],
+        [sys.executable, "-m", "hostctl", *store, "demo", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -30,22 +34,38 @@ def _demo(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_exits_0_and_prints_a_results_table() -> None:
-    done = _demo()
+TAGS = ("fp32", "f16", "blq", "fiq", "prn50", "prq50")
+
+
+def test_demo_runs_the_compression_study_and_writes_the_report(tmp_path: Path) -> None:
+    db, page = tmp_path / "results.sqlite", tmp_path / "demo.html"
+    done = _demo("--html", str(page), db=db)
     assert done.returncode == 0, done.stderr
-    assert "edgeprof demo" in done.stdout
-    assert "demo-device" in done.stdout and "demo_cnn.tflite" in done.stdout
-    assert "demo_cnn.onnx" in done.stdout and "demo_cnn_int8" in done.stdout
+    out = done.stdout
+    assert "edgeprof demo: digits_cnn.tflite (source" in out
+    assert all(f" {tag} " in out for tag in TAGS), out
+    assert "98.61%" in out  # the trained CNN's top-1 on the 360 held-out digits, on the device
+    assert out.count("baseline") >= 3 and "49.5%" in out  # connections removed by prn50/prq50
+    assert "short phases for the demo" in done.stderr
+    assert f"report (table, plots, data; open it in a browser): {page}" in done.stderr
+    text = page.read_text()
+    assert "edgeprof-results" in text and text.count('class="plot"') >= 5
+    # The results went to the store it was given, with their variants' recipes.
+    with ResultStore(db) as store:
+        docs = store.query(label="demo")
+    kinds = sorted(d["model"]["variant"]["kind"] for d in docs)
+    assert kinds == sorted(["fp32", "f16", "blq", "fiq", "prn", "prq"])
+    assert all(d["status"] == "ok" and d["accuracy"]["n"] == 360 for d in docs)
 
 
-def test_demo_on_the_amqtt_fallback_broker() -> None:
-    done = _demo("--embedded-broker", "amqtt", "--json", "--no-onnx")
+def test_demo_on_the_amqtt_fallback_broker(tmp_path: Path) -> None:
+    done = _demo("--embedded-broker", "amqtt", "--json", "--html", str(tmp_path / "r.html"))
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
-    assert [(r["model"]["name"], r["status"]) for r in results] == [
-        ("demo_cnn.tflite", "ok"),
-        ("demo_cnn_int8.tflite", "ok"),
-    ]
+    assert sorted(r["model"]["name"] for r in results) == sorted(
+        f"digits_cnn.{tag}.tflite" for tag in TAGS
+    )
+    assert all(r["status"] == "ok" for r in results)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,17 @@ class ScriptedDevice:
     `drop` manifests it gets — as a dead connection would — and answers the next
     with a forged result from another device's topic, then its own result."""
 
-    def __init__(self, port: int, device: str, public_key: Path, model_sha: str, drop: int):
+    def __init__(
+        self,
+        port: int,
+        device: str,
+        public_key: Path,
+        model_sha: str,
+        drop: int,
+        doc: Callable[[str, str, JobManifest], dict[str, Any]] | None = None,
+    ):
         self.device = device
+        self.doc = doc or (lambda device, job_id, manifest: _doc(device, job_id))
         self.trusted = {key_id(load_public_key(public_key)): load_public_key(public_key)}
         self.drop = drop
         self.manifests: list[str] = []
@@ -86,7 +96,7 @@ class ScriptedDevice:
         # Another device speaks for this one: must be dropped, or the job "fails".
         forged = JobResult(self.device, job_id, _doc(self.device, job_id, "error"))
         client.publish(topics.job_result("intruder-1", job_id), forged.to_bytes(), qos=1)
-        real = JobResult(self.device, job_id, _doc(self.device, job_id))
+        real = JobResult(self.device, job_id, self.doc(self.device, job_id, manifest))
         client.publish(topics.job_result(self.device, job_id), real.to_bytes(), qos=1)
 
     def close(self) -> None:
@@ -179,3 +189,55 @@ def test_collect_stores_only_results_of_jobs_sent_to_their_device(
     assert [(a.device_id, a.job_ids) for a in acks if isinstance(a, ResultAck)] == [
         (evil_id, ["honest0003"])
     ]
+
+
+FORGED_VARIANT = {"kind": "fiq", "recipe": {"tool": "trust me"}, "source_sha256": "ee" * 32}
+
+
+def test_a_variant_s_recipe_comes_from_the_host_never_from_the_device(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """The host attaches the recipe record it read beside the file it sent; a device
+    that claims a variant (or a gzip size) for its result is not believed."""
+    key, pub = write_key_pair(tmp_path / "keys")
+    host = Host(mosquitto.url, key, tmp_path / "results.sqlite")
+    variant = tmp_path / "demo_cnn.blq.onnx"
+    variant.write_bytes(demo_model("onnx").read_bytes())
+    sha = hashlib.sha256(variant.read_bytes()).hexdigest()
+    mine = {"kind": "blq", "recipe": {"tool": "onnxruntime"}, "source_sha256": "ab" * 32}
+    record = {"schema": "edgeprof.variant/1", "variant": mine, "sha256": sha}
+    (tmp_path / "demo_cnn.blq.recipe.json").write_text(json.dumps(record))
+    plain = tmp_path / "plain.onnx"
+    plain.write_bytes(variant.read_bytes())  # the same bytes, without a record
+    claims = {"sha": sha}
+
+    def claiming(device: str, job_id: str, manifest: JobManifest) -> dict[str, Any]:
+        doc = _doc(device, job_id)
+        doc["model"] = {
+            "name": manifest.model.name,
+            "sha256": claims["sha"],
+            "variant": FORGED_VARIANT,
+            "gzip_bytes": 1,
+        }
+        return doc
+
+    device = f"liar-{uuid.uuid4().hex[:6]}"
+    liar = ScriptedDevice(mosquitto.port, device, pub, sha, drop=0, doc=claiming)
+    try:
+        done = host.run("push", str(variant), "--device", device, "--timeout", "30", "--json")
+        assert done.returncode == 0, done.stderr
+        (shown,) = json.loads(done.stdout)
+        stored = json.loads(host.run("results", "--no-collect", "--json").stdout)
+        assert [d["model"]["variant"] for d in stored] == [mine] == [shown["model"]["variant"]]
+        assert stored[0]["model"]["gzip_bytes"] > 100  # the host's figure, not the claim
+        # A model without a record: the device's claim is dropped, nothing replaces it.
+        done = host.run("push", str(plain), "--device", device, "--timeout", "30", "--json")
+        assert done.returncode == 0, done.stderr
+        # A device that reports having run another file gets no facts either.
+        claims["sha"] = "cd" * 32
+        done = host.run("push", str(variant), "--device", device, "--timeout", "30", "--json")
+        assert done.returncode == 0, done.stderr
+        stored = json.loads(host.run("results", "--no-collect", "--json").stdout)
+        assert [d["model"].get("variant") for d in stored] == [mine, None, None]
+    finally:
+        liar.close()
