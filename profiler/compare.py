@@ -77,6 +77,9 @@ EXACT_MAX_PAIRS = 2500
 """Up to this many pairs (m * n) the Mann-Whitney distribution is exact; beyond,
 the normal approximation (continuity-corrected) is used."""
 
+EXACT_MAX_SIGNED = 200
+"""Up to this many pairs the signed-rank distribution is exact; beyond, normal."""
+
 _EPS = 1e-9  # tolerance of tail-probability comparisons against float rounding
 _NORMAL = NormalDist()
 
@@ -160,6 +163,46 @@ def sign_tail(n: int, k: int) -> float:
     if k >= n:
         return 1.0
     return math.fsum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
+
+
+@functools.lru_cache(maxsize=64)
+def _signed_rank_cdf(n: int) -> tuple[float, ...]:
+    """``P(T <= t)`` for t = 0..n(n+1)/2, T the Wilcoxon signed-rank statistic of n
+    pairs under the null (symmetric about zero, no ties), exactly: the counts of
+    subsets of {1..n} by their sum."""
+    size = n * (n + 1) // 2 + 1
+    counts = [0] * size
+    counts[0] = 1
+    top = 0
+    for i in range(1, n + 1):
+        top += i
+        for t in range(top, i - 1, -1):
+            counts[t] += counts[t - i]
+    total = 2.0**n
+    cdf: list[float] = []
+    running = 0
+    for c in counts:
+        running += c
+        cdf.append(running / total)
+    return tuple(cdf)
+
+
+def signed_rank_tail(n: int, t: int) -> float:
+    """``P(T <= t)`` under the null for the Wilcoxon signed-rank statistic of n pairs.
+
+    Exact up to :data:`EXACT_MAX_SIGNED` pairs, else the normal approximation with
+    continuity correction (mean n(n+1)/4, variance n(n+1)(2n+1)/24).
+    """
+    if t < 0:
+        return 0.0
+    total = n * (n + 1) // 2
+    if t >= total:
+        return 1.0
+    if n <= EXACT_MAX_SIGNED:
+        return _signed_rank_cdf(n)[t]
+    mean = total / 2.0
+    sd = math.sqrt(n * (n + 1) * (2 * n + 1) / 24.0)
+    return _NORMAL.cdf((t + 0.5 - mean) / sd)
 
 
 def _rank_of_interval(tail: Callable[[int], float], top: int, alpha: float) -> int | None:
@@ -286,6 +329,53 @@ class SignShift:
     def p_value(self, null: float) -> float:
         below = _count_le(self.ratios, null)
         above = len(self.ratios) - _count_lt(self.ratios, null)
+        return min(1.0, 2.0 * self._tail(min(below, above)))
+
+
+class SignedRankShift:
+    """Paired values: the ratio as the Hodges-Lehmann pseudo-median of the per-pair
+    log ratios (the median of their n(n+1)/2 Walsh averages), with the interval that
+    inverts the Wilcoxon signed-rank test (Hollander & Wolfe, §3.2).
+
+    ``[w(k), w(N+1-k)]`` of the N ordered Walsh averages covers the true shift
+    with probability ``1 - 2 P(T <= k-1)`` when the pair log ratios are symmetric
+    about it. ABBA interleaving makes them so under "no difference" (each pair is
+    exchangeable: the two models swap places every other pair); for a real
+    slowdown it assumes the noise of a pair is symmetric on the log scale. It
+    needs as many pairs as the sign test (6 at 95 %) but uses the sizes of the
+    ratios, not only their signs, so it decides sooner. Ties count against
+    rejection, as in :class:`RankShift`.
+    """
+
+    def __init__(
+        self, ratios: Sequence[float], method: str = "signed-rank on paired ratios"
+    ) -> None:
+        if not ratios:
+            raise ValueError("a paired comparison needs at least one pair")
+        if min(ratios) <= 0:
+            raise ValueError("ratios need positive values")
+        logs = [math.log(r) for r in ratios]
+        n = len(logs)
+        self.n = n
+        self.walsh = sorted((logs[i] + logs[j]) / 2.0 for i in range(n) for j in range(i, n))
+        self.estimate = math.exp(_median(self.walsh))
+        self.method = method
+        self.n_baseline = self.n_candidate = n
+
+    def _tail(self, t: int) -> float:
+        return signed_rank_tail(self.n, t)
+
+    def interval(self, confidence: float) -> tuple[float, float] | None:
+        total = len(self.walsh)
+        k = _rank_of_interval(self._tail, (total + 1) // 2, 1 - confidence)
+        if k is None:
+            return None
+        return math.exp(self.walsh[k - 1]), math.exp(self.walsh[total - k])
+
+    def p_value(self, null: float) -> float:
+        s0 = math.log(null)
+        below = _count_le(self.walsh, s0)
+        above = len(self.walsh) - _count_lt(self.walsh, s0)
         return min(1.0, 2.0 * self._tail(min(below, above)))
 
 
@@ -674,7 +764,10 @@ def compare_latency(
                 metric,
                 RATIO,
                 limit,
-                SignShift(ratios, f"median of {len(ratios)} interleaved pair ratios (sign test)"),
+                SignedRankShift(
+                    ratios,
+                    f"Hodges-Lehmann over {len(ratios)} interleaved pairs (signed-rank interval)",
+                ),
                 details={"runs": [len(xs), len(ys)]},
                 **common,
             )
@@ -737,40 +830,93 @@ def _usable_pairs(
     return pairs
 
 
-def compare_memory(
+def compare_per_run(
     baseline: Runs,
     candidate: Runs,
     *,
-    max_growth: float = 0.10,
+    metric: str,
+    value: Callable[[Result], float | None],
+    max_growth: float = 0.0,
+    what: str | None = None,
 ) -> Comparison:
-    """Peak RSS of candidate / baseline runs (only failed runs are left out: throttling
-    does not change memory). A run has one peak, so this needs 4 runs a side."""
-
-    def value(run: Result) -> float | None:
-        return _positive(run.memory.peak_rss)
-
-    _, xs, out_a = _select(_read(baseline), value, ())
-    _, ys, out_b = _select(_read(candidate), value, ())
+    """A figure each run has once (peak RSS, init, first inference), candidate /
+    baseline over runs: only failed runs are left out (throttling or drift of the
+    steady state do not make these figures wrong). A run has one such value, so an
+    interval needs 4 runs a side."""
+    _, xs, out_a = _select(_read(baseline), lambda r: _positive(value(r)), ())
+    _, ys, out_b = _select(_read(candidate), lambda r: _positive(value(r)), ())
     common: dict[str, Any] = {
         "baseline": _median(sorted(xs)) if xs else None,
         "candidate": _median(sorted(ys)) if ys else None,
         "excluded": {"baseline": out_a, "candidate": out_b},
     }
     limit = 1.0 + max_growth
+    if not xs or not ys:
+        side = "baseline" if not xs else "candidate"
+        return _comparison(
+            metric, RATIO, limit, None, method="none", note=f"no {side} run has it", **common
+        )
     if not runs_suffice(len(xs), len(ys)):
         return _comparison(
-            "peak_rss",
+            metric,
             RATIO,
             limit,
             None,
             method="none",
-            note=f"{len(xs)} vs {len(ys)} runs: peak RSS needs 4 runs a side for an interval",
+            note=f"{len(xs)} vs {len(ys)} runs: {what or metric} needs 4 runs a side "
+            "for an interval",
+            details={"runs": [len(xs), len(ys)]},
             **common,
         )
     estimator = RankShift(
         xs, ys, f"Hodges-Lehmann over runs ({len(xs)} vs {len(ys)}, Mann-Whitney interval)"
     )
-    return _comparison("peak_rss", RATIO, limit, estimator, **common)
+    return _comparison(
+        metric, RATIO, limit, estimator, details={"runs": [len(xs), len(ys)]}, **common
+    )
+
+
+def compare_memory(
+    baseline: Runs,
+    candidate: Runs,
+    *,
+    max_growth: float = 0.10,
+) -> Comparison:
+    """Peak RSS of candidate / baseline runs (see :func:`compare_per_run`)."""
+    return compare_per_run(
+        baseline,
+        candidate,
+        metric="peak_rss",
+        value=lambda run: run.memory.peak_rss,
+        max_growth=max_growth,
+        what="peak RSS",
+    )
+
+
+def compare_init(baseline: Runs, candidate: Runs, *, max_growth: float = 0.0) -> Comparison:
+    """Init (load) time of candidate / baseline runs."""
+    return compare_per_run(
+        baseline,
+        candidate,
+        metric="init_ms",
+        value=lambda run: run.init_ms,
+        max_growth=max_growth,
+        what="init time",
+    )
+
+
+def compare_first_inference(
+    baseline: Runs, candidate: Runs, *, max_growth: float = 0.0
+) -> Comparison:
+    """First (cold) inference time of candidate / baseline runs."""
+    return compare_per_run(
+        baseline,
+        candidate,
+        metric="first_inference_ms",
+        value=lambda run: run.first_inference_ms,
+        max_growth=max_growth,
+        what="first inference",
+    )
 
 
 def _first_accuracy(docs: Runs) -> AccuracySection | None:

@@ -105,11 +105,28 @@ def test_sign_interval_of_the_median_is_the_textbook_one() -> None:
     assert compare.median_interval([1.0, 2.0, 3.0, 4.0, 5.0]) is None  # n < 6 at 95 %
 
 
+def test_signed_rank_matches_hollander_wolfe_depression_example() -> None:
+    # Hollander & Wolfe, Example 3.1 (Hamilton scale before/after, n = 9): T+ = 5,
+    # two-sided exact p = 0.039, Hodges-Lehmann estimate -0.46, and the 95.1 %
+    # interval (-0.786, -0.010). The estimator works on log ratios: feed exp(d).
+    x = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30]
+    y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29]
+    est = compare.SignedRankShift([math.exp(b - a) for a, b in zip(x, y, strict=True)])
+    assert math.log(est.estimate) == pytest.approx(-0.46)
+    assert est.p_value(1.0) == pytest.approx(0.0390625)
+    ci = est.interval(0.95)
+    assert ci is not None
+    assert [math.log(v) for v in ci] == pytest.approx([-0.786, -0.010])
+    # the n = 10 table: P(T <= 8) = 25/1024, the two-sided 5 % critical value
+    assert compare.signed_rank_tail(10, 8) == pytest.approx(25 / 1024)
+
+
 @pytest.mark.parametrize(
     "make",
     [
         lambda: compare.RankShift([1.0, 1.1, 0.9, 1.05, 1.2], [1.3, 1.25, 1.4, 1.2, 1.5], "r"),
         lambda: compare.SignShift([1.1, 0.95, 1.2, 1.3, 1.05, 1.15, 1.02, 0.99, 1.4]),
+        lambda: compare.SignedRankShift([1.1, 0.95, 1.2, 1.3, 1.05, 1.15, 1.02, 0.99, 1.4]),
         lambda: compare.PairedProportions(30, 12, 400),
         lambda: compare.IndependentProportions(180, 200, 170, 200),
     ],
@@ -218,7 +235,7 @@ def test_paired_rounds_interval_covers_the_true_ratio() -> None:
             cand.append(result(p50=11.0 * machine * rng.lognormvariate(0, 0.03)))
         return compare.compare_latency(base, cand, paired=True)
 
-    assert draw(random.Random(3)).method.startswith("median of 12 interleaved pair ratios")
+    assert draw(random.Random(3)).method.startswith("Hodges-Lehmann over 12 interleaved pairs")
     assert 0.935 <= coverage(600, draw, 1.1) <= 0.99
 
 
