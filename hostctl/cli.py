@@ -16,6 +16,8 @@ import typer
 
 from hostctl import (
     __version__,
+    cmd_check,
+    cmd_compare,
     cmd_demo,
     cmd_devices,
     cmd_inspect,
@@ -160,6 +162,8 @@ for _command in (
     cmd_variants,
     cmd_study,
     cmd_report,
+    cmd_compare,
+    cmd_check,
 ):
     _command.register(app)
 

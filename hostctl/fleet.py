@@ -840,6 +840,7 @@ def push(
     on_update: UpdateCallback | None = None,
     on_targets: Callable[[list[Job]], None] | None = None,
     skip_offline: bool = False,
+    plan: Sequence[tuple[int, int, str | None]] | None = None,
 ) -> PushOutcome:
     """Push `models` to the targets over a connected session and wait for the results.
 
@@ -852,6 +853,11 @@ def push(
     Failures cover unknown/offline targets, rejected/failed jobs, timed_out and
     canceled (Ctrl-C) ones. A list of `settings` is a sweep: one job per device x
     model x setting (each file is still transferred once).
+
+    `plan` lists each device's jobs in the order they are sent (a device runs them in
+    that order) as (model index, settings index, label) triples (a label of None:
+    `label`); an entry may repeat (the gate's interleaved ABBA rounds). Without it:
+    every model x setting, once.
     """
     sweep = [settings] if isinstance(settings, dict) else list(settings)
     blobs = [_model_blob(Path(m), chunk_size) for m in models]
@@ -868,10 +874,13 @@ def push(
     for point in sweep:
         _warn_oversubscribed(fleet, targets, point.get("threads"))
     pusher = Pusher(session, store, key, fleet=fleet, on_update=on_update)
+    if plan is None:
+        plan = [(m, p, None) for m in range(len(blobs)) for p in range(len(sweep))]
     for device_id in targets:
-        for blob in blobs:
-            for point in sweep:
-                pusher.add_job(device_id, blob, point, label, timeout, data)
+        for model_index, point_index, job_label in plan:
+            pusher.add_job(
+                device_id, blobs[model_index], sweep[point_index], job_label or label, timeout, data
+            )
     if on_targets is not None:
         on_targets(list(pusher.jobs.values()))
     for topic, payload in early:

@@ -157,6 +157,18 @@ Sparsity = Annotated[
 ]
 
 
+Across = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--across",
+        metavar="DIM",
+        help="A dimension the two sides differ in on purpose (device, model, runtime, "
+        "provider, threads, shape): compared across, not paired on. Selections naming "
+        "different values (runtime=litert vs runtime=tflite-runtime) imply it.",
+    ),
+]
+
+
 def only_option(default: str) -> Any:
     """``--only LIST``: which variant kinds to make, with the command's default."""
     return typer.Option(

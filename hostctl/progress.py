@@ -92,3 +92,57 @@ def _setting(settings: dict[str, Any]) -> str:
             if isinstance(dims, list):
                 parts.append(f"{name}={'x'.join(str(d) for d in dims)}")
     return ", ".join(parts)
+
+
+class RoundProgress:
+    """A live check's progress: one line per device, runs done of the round's runs."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.progress = Progress(
+            TextColumn("{task.fields[device]}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}", markup=False),
+            console=Console(stderr=True),
+            disable=not enabled,
+            transient=True,
+        )
+        self.round = 0
+        self.pairs = 0
+        self.tasks: dict[str, Any] = {}
+        self.jobs: dict[str, str] = {}
+        self.done: set[str] = set()
+
+    def start_round(self, number: int, pairs: int) -> None:
+        for task in self.tasks.values():
+            self.progress.remove_task(task)
+        self.tasks.clear()
+        self.jobs.clear()
+        self.done.clear()
+        self.round = number
+        self.pairs = pairs
+
+    def add(self, jobs: list[Job]) -> None:
+        counts: dict[str, int] = {}
+        for job in jobs:
+            self.jobs[job.job_id] = job.device_id
+            counts[job.device_id] = counts.get(job.device_id, 0) + 1
+        for device_id, n in counts.items():
+            self.tasks[device_id] = self.progress.add_task(
+                f"runs, round {self.round} ({self.pairs} ABBA pairs)", total=n, device=device_id
+            )
+
+    def update(self, job: Job) -> None:
+        if job.done and job.job_id not in self.done and job.job_id in self.jobs:
+            self.done.add(job.job_id)
+            self.progress.update(self.tasks[self.jobs[job.job_id]], advance=1)
+
+    def __enter__(self) -> RoundProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()

@@ -28,6 +28,7 @@ from modelkit.onnx_build import (
     build_onnx_custom_op,
     build_onnx_dtypes,
     build_onnx_if_subgraph,
+    build_onnx_matmul_chain,
     build_onnx_qlinear,
     build_onnx_tiny,
 )
@@ -196,6 +197,8 @@ def write_all(out_dir: str | Path) -> dict[str, Path]:
             "scan_dynamic.onnx": build_onnx_scan(dynamic_length=True),
             "shape_chain.onnx": build_onnx_shape_chain(),
             "sample_rate.onnx": build_onnx_sample_rate(),
+            "chain8.onnx": build_onnx_matmul_chain(8),
+            "chain16.onnx": build_onnx_matmul_chain(16),
         }
     )
     paths = {

@@ -1045,6 +1045,12 @@ class Tolerances:
     """Largest top-1 drop allowed, as a fraction (0.01: 1 point)."""
     max_size_growth: float | None = None
     """Largest model-size growth allowed (0.0: not a byte bigger)."""
+    per_percentile: Mapping[str, float] = field(default_factory=dict)
+    """A latency limit of its own for some percentiles (``{"p90": 0.10}``)."""
+
+    def regression_limit(self, percentile: str) -> float:
+        """The largest slowdown allowed for ``percentile``."""
+        return self.per_percentile.get(percentile, self.max_regression)
 
 
 def compare_sides(
@@ -1062,7 +1068,7 @@ def compare_sides(
             baseline,
             candidate,
             percentile=p,
-            max_regression=tolerances.max_regression,
+            max_regression=tolerances.regression_limit(p),
             paired=paired,
         )
         for p in tolerances.percentiles

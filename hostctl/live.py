@@ -1,0 +1,301 @@
+"""Live checks: the baseline and the candidate measured interleaved on each device.
+
+Each round sends every target device a run of jobs in ABBA order (A B B A A B
+...), each job one fresh worker, so drift and thermal state hit both sides
+alike; the models go out once and stay cached. Consecutive jobs form pairs
+(A1, B1), (B2, A2), ... that :mod:`profiler.compare` reads as paired runs.
+While a comparison is still INCONCLUSIVE another round is added, within the
+time budget; each further round doubles the pairs.
+
+**Repeated looks spend the error rate.** Looking at the data after every round
+and stopping when it decides would, left alone, let noise reach a verdict it
+would not reach at a fixed size. Look k is judged at family-wise level
+``alpha / 2**k`` (2.5 %, 1.25 %, ...): the levels sum to less than alpha, so the
+probability that any look gives a wrong verdict stays below 5 % (a union bound).
+As the pairs double from look to look (8, 16, 32, 64 ...), the spent level
+halves while the interval narrows by about 1/sqrt(2): later looks still decide.
+A verdict reached at a look stands.
+
+Pure code over a connected session (no typer, no rich).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hostctl.errors import HostctlError
+from hostctl.gate import Subject
+
+if TYPE_CHECKING:
+    from hostctl.fleet import Failure, Job, PushOutcome
+    from hostctl.mqtt import HostSession
+    from hostctl.store import ResultStore
+    from profiler.compare import Comparison, Tolerances
+    from protocol.signing import SigningKey
+
+logger = logging.getLogger(__name__)
+
+FIRST_PAIRS = 8
+"""Pairs per device in the first round: with Holm over p50 and p90 and the first
+look's 2.5 %, 8 pairs are the fewest that can decide (the signed-rank's smallest
+p-value is 2 / 2**n)."""
+MIN_PAIRS = 4
+"""The smallest further round: fewer pairs would not move a verdict."""
+
+
+@dataclass(frozen=True)
+class LiveSide:
+    """One side of a live check: a model file and the settings it runs with."""
+
+    model: Path
+    settings: dict[str, Any]
+
+
+@dataclass
+class LiveOutcome:
+    """What the rounds produced."""
+
+    subjects: list[Subject]
+    comparisons: list[Comparison]
+    rounds: int = 0
+    pairs: int = 0
+    """Pairs per device sent."""
+    elapsed_s: float = 0.0
+    stopped: str = ""
+    """Why no further round was added."""
+    failures: list[Failure] = field(default_factory=list)
+    looks: list[float] = field(default_factory=list)
+    """The family-wise level of each look."""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rounds": self.rounds,
+            "pairs_per_device": self.pairs,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "stopped": self.stopped,
+            "looks_alpha": self.looks,
+            "failures": [
+                {"device": f.device_id, "model": f.model, "state": f.state, "reason": f.reason}
+                for f in self.failures
+            ],
+        }
+
+
+def abba(start: int, n: int) -> list[str]:
+    """The sides of ``n`` pairs from pair number ``start`` on: pair i is "AB" when i
+    is even, "BA" when odd (A B B A A B B A ...)."""
+    out: list[str] = []
+    for i in range(start, start + n):
+        out.extend(("A", "B") if i % 2 == 0 else ("B", "A"))
+    return out
+
+
+def _plan(
+    order: Sequence[str], baseline: LiveSide, candidate: LiveSide, label: str
+) -> tuple[list[Path], list[dict[str, Any]], list[tuple[int, int, str | None]]]:
+    """Models, settings and the job plan of one round (a file or settings shared by
+    both sides is sent once)."""
+    models = [baseline.model]
+    if candidate.model.resolve() != baseline.model.resolve():
+        models.append(candidate.model)
+    settings = [baseline.settings]
+    if candidate.settings != baseline.settings:
+        settings.append(candidate.settings)
+    index = {
+        "A": (0, 0, f"{label}:baseline"),
+        "B": (len(models) - 1, len(settings) - 1, f"{label}:candidate"),
+    }
+    return models, settings, [index[side] for side in order]
+
+
+def _pairs_of(
+    jobs: Sequence[Job], order: Sequence[str]
+) -> dict[str, list[tuple[dict[str, Any] | None, dict[str, Any] | None]]]:
+    """Per device, the (baseline, candidate) result documents of each pair, in order."""
+    by_device: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_device.setdefault(job.device_id, []).append(job)
+    out: dict[str, list[tuple[dict[str, Any] | None, dict[str, Any] | None]]] = {}
+    for device_id, device_jobs in by_device.items():
+        pairs = []
+        for i in range(0, len(order) - 1, 2):
+            first, second = device_jobs[i], device_jobs[i + 1]
+            a, b = (first, second) if order[i] == "A" else (second, first)
+            pairs.append((a.result, b.result))
+        out[device_id] = pairs
+    return out
+
+
+def _subjects(
+    pairs: dict[str, list[tuple[dict[str, Any] | None, dict[str, Any] | None]]],
+) -> list[Subject]:
+    """One paired subject per device; a pair missing a result is left out (a pair
+    with an error result stays: the comparison counts it)."""
+    from protocol.result import ResultError, read_result
+
+    subjects = []
+    for device_id in sorted(pairs):
+        subject = Subject((device_id,), ("device",), paired=True)
+        for a, b in pairs[device_id]:
+            if a is None or b is None:
+                continue
+            try:
+                ra, rb = read_result(a), read_result(b)
+            except ResultError:
+                continue
+            subject.baseline.append(ra)
+            subject.candidate.append(rb)
+        if subject.baseline:
+            subjects.append(subject)
+    return subjects
+
+
+def _key(c: Comparison) -> tuple[str, str]:
+    return str(c.subject.get("title")), c.metric
+
+
+def decide_look(
+    subjects: Sequence[Subject],
+    tolerances: Tolerances,
+    look: int,
+    settled: dict[tuple[str, str], Comparison],
+) -> tuple[list[Comparison], float]:
+    """The verdicts of look ``look`` (1-based) at its spent level; a verdict reached
+    at an earlier look (``settled``) stands."""
+    from profiler.compare import ALPHA, INCONCLUSIVE, compare_sides, decide
+
+    alpha = ALPHA / 2**look
+    comparisons: list[Comparison] = []
+    for s in subjects:
+        comparisons.extend(
+            compare_sides(
+                s.baseline,
+                s.candidate,
+                tolerances,
+                subject={**s.describe(), "title": s.title()},
+                paired=True,
+            )
+        )
+    decided = decide(comparisons, alpha=alpha)
+    out = []
+    for c in decided:
+        earlier = settled.get(_key(c))
+        if earlier is not None and earlier.verdict != INCONCLUSIVE:
+            out.append(earlier)
+            continue
+        c = replace(c, details={**c.details, "look": look, "look_alpha": alpha})
+        if c.verdict != INCONCLUSIVE:
+            settled[_key(c)] = c
+        out.append(c)
+    return out, alpha
+
+
+def run_live(
+    session: HostSession,
+    store: ResultStore,
+    key: SigningKey,
+    *,
+    baseline: LiveSide,
+    candidate: LiveSide,
+    tolerances: Tolerances,
+    devices: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    all_devices: bool = False,
+    skip_offline: bool = False,
+    label: str,
+    budget_s: float,
+    round_timeout: float,
+    first_pairs: int = FIRST_PAIRS,
+    attachments: dict[str, Path] | None = None,
+    chunk_size: int = 64 * 1024,
+    on_update: Callable[[Job], None] | None = None,
+    on_targets: Callable[[list[Job]], None] | None = None,
+    on_round: Callable[[int, int], None] | None = None,
+) -> LiveOutcome:
+    """Rounds of interleaved runs on every target until every comparison is decided,
+    one FAILs, or the next round would not fit in ``budget_s`` (the first round
+    always runs). Results are stored as they arrive, labelled
+    ``LABEL:baseline`` / ``LABEL:candidate``."""
+    from hostctl.fleet import push
+    from profiler.compare import FAIL, INCONCLUSIVE
+
+    started = time.monotonic()
+    outcome = LiveOutcome([], [])
+    pairs: dict[str, list[tuple[dict[str, Any] | None, dict[str, Any] | None]]] = {}
+    settled: dict[tuple[str, str], Comparison] = {}
+    next_pairs = first_pairs
+    round_s = 0.0
+    while True:
+        order = abba(outcome.pairs, next_pairs)
+        models, settings, plan = _plan(order, baseline, candidate, label)
+        if on_round is not None:
+            on_round(outcome.rounds + 1, next_pairs)
+        round_started = time.monotonic()
+        result: PushOutcome = push(
+            session,
+            store,
+            key,
+            models=models,
+            settings=settings,
+            devices=devices,
+            tags=tags,
+            all_devices=all_devices,
+            label=label,
+            timeout=round_timeout,
+            chunk_size=chunk_size,
+            attachments=attachments,
+            skip_offline=skip_offline,
+            plan=plan,
+            on_update=on_update,
+            on_targets=on_targets,
+        )
+        round_s = time.monotonic() - round_started
+        outcome.rounds += 1
+        outcome.pairs += next_pairs
+        outcome.failures.extend(result.failures)
+        if not result.jobs:
+            fatal = [f for f in result.failures if f.fatal]
+            reason = "; ".join(f"{f.device_id}: {f.reason}" for f in fatal) or "no target"
+            raise HostctlError(f"nothing was measured: {reason}")
+        for device_id, device_pairs in _pairs_of(result.jobs, order).items():
+            pairs.setdefault(device_id, []).extend(device_pairs)
+        if result.interrupted:
+            outcome.stopped = "stopped by Ctrl-C (the jobs sent go on on their devices)"
+            break
+        outcome.subjects = _subjects(pairs)
+        outcome.comparisons, alpha = decide_look(
+            outcome.subjects, tolerances, outcome.rounds, settled
+        )
+        outcome.looks.append(alpha)
+        verdicts = {c.verdict for c in outcome.comparisons}
+        elapsed = time.monotonic() - started
+        if not outcome.comparisons:
+            outcome.stopped = "no device returned a pair of results"
+            break
+        if FAIL in verdicts:
+            outcome.stopped = "a comparison FAILed"
+            break
+        if INCONCLUSIVE not in verdicts:
+            outcome.stopped = "every comparison is decided"
+            break
+        # Each further round doubles the pairs (as many as the budget has room for):
+        # looks grow geometrically, so their spent levels shrink no faster than the
+        # intervals narrow.
+        per_pair_s = round_s / max(1, order.count("A"))
+        room = int((budget_s - elapsed) / per_pair_s) if per_pair_s > 0 else outcome.pairs
+        next_pairs = min(outcome.pairs, room)
+        if next_pairs < MIN_PAIRS:
+            outcome.stopped = (
+                f"the time budget ({budget_s:.0f} s) leaves no room for another round "
+                f"(about {per_pair_s * MIN_PAIRS:.0f} s for {MIN_PAIRS} pairs)"
+            )
+            break
+    outcome.elapsed_s = time.monotonic() - started
+    if not outcome.subjects:
+        outcome.subjects = _subjects(pairs)
+    return outcome

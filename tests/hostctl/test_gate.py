@@ -1,0 +1,309 @@
+"""The gate's pure part (hostctl.gate, hostctl.gate_files, hostctl.live's plan):
+sides, tolerances, pairing, verdicts, exit codes and the CI files, on result
+documents made here with known effects."""
+
+from __future__ import annotations
+
+import json
+import random
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hostctl import gate
+from hostctl.gate_files import junit_xml, markdown_summary
+from hostctl.live import _plan, abba
+from protocol.result import read_result
+
+
+def doc(
+    p50: float,
+    *,
+    device: str = "pi-01",
+    model: str = "m.tflite",
+    sha: str = "a" * 64,
+    runtime: str = "litert",
+    threads: int = 4,
+    label: str = "v1",
+    job: str | None = None,
+    size: int = 1000,
+    flags: tuple[str, ...] = (),
+    status: str = "ok",
+) -> dict[str, Any]:
+    return {
+        "schema": "edgeprof.result/1",
+        "status": status,
+        "job_id": job or f"{random.getrandbits(48):012x}",
+        "label": label,
+        "created_at": "2026-12-01T10:00:00Z",
+        "device": {"id": device, "tags": ["lab"]},
+        "model": {"name": model, "sha256": sha, "size_bytes": size, "format": "tflite"},
+        "runtime": {"name": runtime, "version": "2.3.0", "threads": threads},
+        "settings": {"runs": 100},
+        "latency_ms": {"n": 100, "p50": p50, "p90": p50 * 1.2},
+        "init_ms": 10.0,
+        "first_inference_ms": 2 * p50,
+        "memory_mb": {"peak_rss": 50.0},
+        "flags": list(flags),
+        "error": None if status == "ok" else {"code": "x", "message": "boom"},
+    }
+
+
+def side(n: int, p50: float, rng: random.Random, **kw: Any) -> list[dict[str, Any]]:
+    return [doc(p50 * rng.lognormvariate(0, 0.02), **kw) for _ in range(n)]
+
+
+def results(docs: list[dict[str, Any]]) -> list[Any]:
+    return [read_result(d) for d in docs]
+
+
+# ---------------------------------------------------------------- sides
+
+
+def test_a_side_is_a_model_a_json_file_or_a_selection(tmp_path: Path) -> None:
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"x")
+    data = tmp_path / "base.json"
+    data.write_text("[]")
+    live = gate.parse_side(f"{model},runtime=tflite-runtime", "baseline")
+    assert (live.kind, live.path, dict(live.filters)) == (
+        "live",
+        model,
+        {"runtime": ("tflite-runtime",)},
+    )
+    assert gate.parse_side(str(data), "baseline").kind == "json"
+    stored = gate.parse_side("label=v1,device=pi-01,device=pi-02", "baseline")
+    assert stored.kind == "stored"
+    assert dict(stored.filters) == {"label": ("v1",), "device": ("pi-01", "pi-02")}
+    assert dict(gate.parse_side("nightly", "baseline").filters) == {"label": ("nightly",)}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour=red", "unknown selection key 'colour'"),
+        ("label=", "label= needs a value"),
+        ("label=v1,,device=x", "empty"),
+        ("missing.tflite", "missing.tflite: no such file"),
+        ("{model},label=v1", "a model file takes only runtime, provider, threads"),
+        ("{model},threads=four", "threads= takes a whole number"),
+        ("{json},device=pi", "a JSON file of results takes no selection"),
+    ],
+)
+def test_a_bad_side_is_one_line_naming_what_to_give(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    (tmp_path / "r.json").write_text("[]")
+    text = text.format(model=tmp_path / "m.onnx", json=tmp_path / "r.json")
+    with pytest.raises(gate.GateUsageError) as err:
+        gate.parse_side(text, "candidate")
+    assert message in str(err.value)
+    assert str(err.value).startswith("candidate ")
+    assert "\n" not in str(err.value)
+
+
+def test_json_sides_read_results_lists_single_documents_and_check_reports(tmp_path: Path) -> None:
+    one = doc(1.0)
+    (tmp_path / "list.json").write_text(json.dumps([one, one]))
+    (tmp_path / "one.json").write_text(json.dumps(one))
+    (tmp_path / "check.json").write_text(json.dumps({"runs": {"baseline": [one], "candidate": []}}))
+    assert len(gate.read_json_results(tmp_path / "list.json", "baseline")) == 2
+    assert len(gate.read_json_results(tmp_path / "one.json", "baseline")) == 1
+    assert len(gate.read_json_results(tmp_path / "check.json", "baseline")) == 1
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(gate.GateUsageError, match="not JSON"):
+        gate.read_json_results(tmp_path / "bad.json", "baseline")
+    (tmp_path / "num.json").write_text("42")
+    with pytest.raises(gate.GateUsageError, match="not a list of result documents"):
+        gate.read_json_results(tmp_path / "num.json", "baseline")
+
+
+# ---------------------------------------------------------------- tolerances
+
+
+def test_tolerances_as_users_write_them() -> None:
+    t = gate.build_tolerances(max_regression=["5%"])
+    assert t.percentiles == ("p50", "p90") and t.regression_limit("p90") == pytest.approx(0.05)
+    t = gate.build_tolerances(max_regression=["3%", "p90=10%"])
+    assert t.regression_limit("p50") == pytest.approx(0.03)
+    assert t.regression_limit("p90") == pytest.approx(0.10)
+    t = gate.build_tolerances(max_regression=["p90=off"], max_accuracy_drop="1pt")
+    assert t.percentiles == ("p50",) and t.max_accuracy_drop == pytest.approx(0.01)
+    assert gate.build_tolerances(max_memory_growth="10%").max_memory_growth == pytest.approx(0.1)
+    for bad, match in (
+        (["fast"], "give a percentage like 5%"),
+        (["p99=5%"], "'p99' is not p50 or p90"),
+        (["p50=off", "p90=off"], "both off"),
+        (["-5%"], "between 0% and 1000%"),
+    ):
+        with pytest.raises(gate.GateUsageError, match=match):
+            gate.build_tolerances(max_regression=bad)
+
+
+# ---------------------------------------------------------------- pairing
+
+
+def test_pairing_is_per_device_and_settings_and_reports_what_has_no_counterpart() -> None:
+    rng = random.Random(1)
+    base = side(5, 1.0, rng, device="pi-01") + side(5, 1.0, rng, device="pi-02")
+    cand = side(5, 1.0, rng, device="pi-01", sha="b" * 64, model="m2.tflite")
+    cand += side(5, 1.0, rng, device="pi-03", sha="b" * 64, model="m2.tflite")
+    dims = gate.compared_dimensions(None, None, results(base), results(cand))
+    assert dims == ("model",)  # one model a side: the model is what is compared
+    subjects, unmatched = gate.pair(results(base), results(cand), dims)
+    assert [s.key[0] for s in subjects] == ["pi-01"]
+    assert sorted((u.side, u.subject["device"]) for u in unmatched) == [
+        ("baseline", "pi-02"),
+        ("candidate", "pi-03"),
+    ]
+    assert "no candidate counterpart" in next(u for u in unmatched if u.side == "baseline").line()
+    assert subjects[0].title() == "pi-01 · m.tflite → m2.tflite · litert · 4 threads"
+
+
+def test_sides_differing_in_a_setting_are_unmatched_with_the_option_that_compares_them() -> None:
+    rng = random.Random(2)
+    base, cand = results(side(4, 1.0, rng, threads=1)), results(side(4, 1.0, rng, threads=4))
+    subjects, unmatched = gate.pair(base, cand, ())
+    assert subjects == [] and len(unmatched) == 2
+    assert "add --across threads if that is what you compare" in unmatched[0].line()
+    subjects, unmatched = gate.pair(base, cand, ("threads",))
+    assert len(subjects) == 1 and not unmatched
+    assert subjects[0].describe()["threads"] == {"baseline": "1", "candidate": "4"}
+
+
+def test_selections_naming_different_runtimes_compare_runtimes() -> None:
+    a = gate.parse_side("label=r,runtime=litert", "baseline")
+    b = gate.parse_side("label=r,runtime=tflite-runtime", "candidate")
+    rng = random.Random(3)
+    base = results(side(4, 1.0, rng, label="r"))
+    cand = results(side(4, 2.5, rng, label="r", runtime="tflite_runtime"))
+    dims = gate.compared_dimensions(a, b, base, cand)
+    assert "runtime" in dims
+    subjects, unmatched = gate.pair(base, cand, dims)
+    assert len(subjects) == 1 and not unmatched
+    assert "litert → tflite_runtime" in subjects[0].title()
+
+
+# ---------------------------------------------------------------- verdicts
+
+
+def _report(base: list[dict[str, Any]], cand: list[dict[str, Any]], **tol: Any) -> gate.GateReport:
+    rb, rc = results(base), results(cand)
+    dims = gate.compared_dimensions(None, None, rb, rc)
+    subjects, unmatched = gate.pair(rb, rc, dims)
+    tolerances = gate.build_tolerances(**tol)
+    return gate.GateReport(gate.run_check(subjects, tolerances), subjects, unmatched, tolerances)
+
+
+def test_a_clearly_slower_candidate_fails_with_exit_1_and_a_readable_line() -> None:
+    rng = random.Random(4)
+    report = _report(side(8, 1.0, rng), side(8, 1.3, rng, sha="b" * 64), max_regression=["5%"])
+    assert report.verdict == "FAIL" and report.exit_code() == gate.EXIT_FAIL
+    line = gate.summary(report.comparisons[0])
+    assert line.startswith("p50 1.3") and "× slower [" in line
+    assert line.endswith("FAIL (limit 1.05×)")
+
+
+def test_the_same_model_passes_and_too_little_data_is_inconclusive_exit_3() -> None:
+    rng = random.Random(5)
+    same = _report(side(10, 1.0, rng), side(10, 1.0, rng), max_regression=["10%"])
+    assert same.verdict == "PASS" and same.exit_code() == gate.EXIT_PASS
+    few = _report(side(2, 1.0, rng), side(2, 1.0, rng), max_regression=["10%"])
+    assert few.verdict == "INCONCLUSIVE"
+    assert few.exit_code() == gate.EXIT_INCONCLUSIVE
+    assert few.exit_code("pass") == 0 and few.exit_code("fail") == 1
+    reason = gate.why(few.comparisons[0])
+    assert reason is not None and "runs are too few for an interval" in reason
+
+
+def test_an_unmatched_subject_keeps_a_passing_check_from_passing() -> None:
+    rng = random.Random(6)
+    base = side(10, 1.0, rng) + side(10, 1.0, rng, device="pi-02")
+    report = _report(base, side(10, 1.0, rng, sha="b" * 64), max_regression=["10%"])
+    assert {c.verdict for c in report.comparisons} == {"PASS"}
+    assert report.verdict == "INCONCLUSIVE"
+
+
+def test_junit_has_one_testcase_per_subject_and_metric_with_the_figures() -> None:
+    rng = random.Random(7)
+    base = side(8, 1.0, rng) + side(8, 1.0, rng, device="pi-02")
+    cand = side(8, 1.5, rng, sha="b" * 64) + side(8, 1.0, rng, device="pi-02", sha="b" * 64)
+    report = _report(base, cand, max_regression=["5%"], max_size_growth="0%")
+    root = ET.fromstring(junit_xml(report))
+    cases = root.findall("testcase")
+    assert len(cases) == 6 and root.get("tests") == "6"  # 2 devices x (p50, p90, size)
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert {c.get("classname") for c in failed} == {"edgeprof.pi-01"}
+    assert len(failed) == 2 and root.get("failures") == "2"
+    failure = failed[0].find("failure")
+    assert failure is not None and "FAIL (limit 1.05×)" in str(failure.get("message"))
+    assert "(n = 8), candidate 1.4" in str(failure.text)
+    assert "method: Hodges-Lehmann over runs (8 vs 8" in str(failure.text)
+    md = markdown_summary(report)
+    assert md.startswith("## edgeprof check: FAIL")
+    assert "| pi-01 · m.tflite · litert · 4 threads | p50 |" in md
+    assert "❌ FAIL" in md and "✅ PASS" in md
+
+
+def test_the_json_report_keeps_verdicts_tolerances_and_both_sides_runs() -> None:
+    rng = random.Random(8)
+    report = _report(side(6, 1.0, rng), side(6, 1.3, rng, sha="b" * 64), max_regression=["5%"])
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["verdict"] == "FAIL" and data["exit_code"] == 1
+    assert data["tolerances"]["max_regression"] == {"p50": 0.05, "p90": 0.05}
+    assert len(data["runs"]["baseline"]) == 6 and len(data["runs"]["candidate"]) == 6
+    assert data["comparisons"][0]["summary"].endswith("FAIL (limit 1.05×)")
+
+
+def test_compare_reports_every_metric_without_verdicts() -> None:
+    rng = random.Random(9)
+    base, cand = results(side(6, 1.0, rng)), results(side(6, 2.0, rng, sha="b" * 64))
+    subjects, _ = gate.pair(base, cand, ("model",))
+    rows = gate.run_compare(subjects)
+    assert [r.metric for r in rows] == [
+        "latency_p50",
+        "latency_p90",
+        "peak_rss",
+        "init_ms",
+        "first_inference_ms",
+        "model_size",
+    ]
+    assert all(r.verdict is None for r in rows)
+    first = next(r for r in rows if r.metric == "first_inference_ms")
+    assert gate.effect_text(first).startswith("2.0")
+    assert gate.summary(first).startswith("first inference 2.0")
+
+
+# ---------------------------------------------------------------- live plan
+
+
+def test_live_rounds_interleave_abba_and_send_a_shared_file_once(tmp_path: Path) -> None:
+    assert abba(0, 4) == list("ABBAABBA")
+    assert abba(1, 2) == list("BAAB")  # a later round goes on with the pattern
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+    from hostctl.live import LiveSide
+
+    models, settings, plan = _plan(
+        abba(0, 2), LiveSide(a, {"runs": 5}), LiveSide(b, {"runs": 5}), "L"
+    )
+    assert models == [a, b] and settings == [{"runs": 5}]
+    assert plan == [
+        (0, 0, "L:baseline"),
+        (1, 0, "L:candidate"),
+        (1, 0, "L:candidate"),
+        (0, 0, "L:baseline"),
+    ]
+    # one file on two runtimes: one model sent, two settings
+    models, settings, plan = _plan(
+        abba(0, 1),
+        LiveSide(a, {"runtime": "litert"}),
+        LiveSide(a, {"runtime": "tflite-runtime"}),
+        "L",
+    )
+    assert models == [a] and len(settings) == 2
+    assert plan == [(0, 0, "L:baseline"), (0, 1, "L:candidate")]
