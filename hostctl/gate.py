@@ -618,6 +618,15 @@ def _confidence(value: float | None) -> str:
     return f"{100 * value:.{max(0, digits - 2 + 1)}f} %"
 
 
+_REASONS = {
+    "error": "that failed",
+    "unreadable": "unreadable",
+    "throttled": "flagged throttled",
+    "drift": "flagged drift",
+    "no_value": "without this figure (too few samples, or not measured)",
+}
+
+
 def why(c: Comparison) -> str | None:
     """Why a verdict is what it is, when that is not plain from the interval: no
     interval (the note), Holm's stricter level, runs left out."""
@@ -639,7 +648,7 @@ def why(c: Comparison) -> str | None:
     elif c.verdict == "INCONCLUSIVE" and c.ci95 is not None:
         parts.append("the interval straddles the limit: more runs narrow it")
     left_out = [
-        f"{n} {side} run(s) {reason}"
+        f"{n} {side} run{'s' if n != 1 else ''} {_REASONS.get(reason, reason)}"
         for side, reasons in c.excluded.items()
         for reason, n in reasons.items()
     ]

@@ -200,3 +200,24 @@ def test_the_same_model_on_two_runtimes_gives_two_distinct_sides(fleet: Fleet) -
     kept = {(r["runtime"]["name"], r["model"]["sha256"]) for r in json.loads(stored.stdout)}
     sha = hashlib.sha256(model.read_bytes()).hexdigest()
     assert kept == {("tflite_runtime", sha), ("litert", sha)}
+
+    # ... and the gate compares the two runtimes as its two sides (the two agents run
+    # on this one machine): the selections name the runtimes, the devices differ too
+    pushed = fleet.host.run(
+        "push", str(model), "--device", CLASSIC, "--device", MODERN, "--label", "two-sides",
+        "--runs", "200", "--warmup", "5", "--warmup-seconds", "0", "--min-seconds", "0",
+        "--timeout", "90",
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr
+    compared = fleet.host.run(
+        "compare", "label=two-sides,runtime=litert", "label=two-sides,runtime=tflite-runtime",
+        "--across", "device", "--json",
+    )  # fmt: skip
+    assert compared.returncode == 0, compared.stderr
+    report = json.loads(compared.stdout)
+    assert report["unmatched"] == []
+    p50 = next(c for c in report["comparisons"] if c["metric"] == "latency_p50")
+    assert p50["subject"]["runtime"] == {"baseline": "litert", "candidate": "tflite_runtime"}
+    assert p50["subject"]["runtime_version"] == {"baseline": LITERT, "candidate": "2.14.0"}
+    assert p50["baseline"] > 0 and p50["candidate"] > 0
+    assert p50["method"].startswith("block medians within runs")  # one run a side
