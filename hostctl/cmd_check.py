@@ -96,12 +96,19 @@ def check_command(
     device: Annotated[
         list[str] | None,
         typer.Option(
-            "--device", "-d", help="Live: target device (repeatable). Results: only this device."
+            "--device",
+            "-d",
+            metavar="ID",
+            help="Live: target device (repeatable). Results: only this device.",
         ),
     ] = None,
     tag: Annotated[
         list[str] | None,
-        typer.Option("--tag", help="Live: every online device with this tag. Results: filter."),
+        typer.Option(
+            "--tag",
+            metavar="TAG",
+            help="Live: every online device with this tag. Results: filter.",
+        ),
     ] = None,
     all_devices: Annotated[
         bool, typer.Option("--all", help="Live: every online device.", metavar="")
@@ -120,7 +127,7 @@ def check_command(
     ] = "10m",
     pairs: Annotated[
         int,
-        typer.Option("--pairs", min=6, max=200, help="Live: ABBA pairs per device, first round."),
+        typer.Option("--pairs", min=8, max=200, help="Live: ABBA pairs per device, first round."),
     ] = 8,
     timeout: Annotated[
         float, typer.Option("--timeout", min=1.0, help="Live: seconds to wait for one round.")

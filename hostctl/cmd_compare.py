@@ -17,21 +17,22 @@ def compare_command(
     baseline: Annotated[
         str,
         typer.Argument(
-            metavar="A",
             help="Baseline results: a JSON file (results/push/profile --json) or stored "
             "results, label=L[,device=D,model=M,job=J,runtime=R,threads=N,...].",
             show_default=False,
         ),
     ],
     candidate: Annotated[
-        str, typer.Argument(metavar="B", help="Candidate results (as A).", show_default=False)
+        str, typer.Argument(help="Candidate results (as BASELINE).", show_default=False)
     ],
     across: options.Across = None,
     device: Annotated[
-        list[str] | None, typer.Option("--device", "-d", help="Only this device (repeatable).")
+        list[str] | None,
+        typer.Option("--device", "-d", metavar="ID", help="Only this device (repeatable)."),
     ] = None,
     tag: Annotated[
-        list[str] | None, typer.Option("--tag", help="Only devices with this tag (repeatable).")
+        list[str] | None,
+        typer.Option("--tag", metavar="TAG", help="Only devices with this tag (repeatable)."),
     ] = None,
     markdown: Annotated[
         Path | None,
@@ -42,8 +43,8 @@ def compare_command(
         typer.Option("--json", help="Print the comparison as JSON, nothing else.", metavar=""),
     ] = False,
 ) -> None:
-    """Compare result sets A and B: p50, p90, peak RSS, init, first inference, size and
-    accuracy of B against A, each as a ratio with its 95 % interval, per device x model
+    """Compare two result sets: p50, p90, peak RSS, init, first inference, size and
+    accuracy of CANDIDATE against BASELINE, each as a ratio with its 95 % interval, per device x model
     x runtime x settings. Model files are measured by `hostctl check`."""
     from hostctl.cmdutil import global_options
     from hostctl.gate import GateUsageError

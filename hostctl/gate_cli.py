@@ -215,6 +215,14 @@ def live_report(
                 )
         finally:
             session.close()
+    if outcome.interrupted:
+        from hostctl.cmdutil import info_line
+
+        info_line(
+            "stopped waiting (Ctrl-C): no verdict; the jobs sent go on on their devices and "
+            f"their results are stored under the label {label}:baseline / {label}:candidate"
+        )
+        raise typer.Exit(130)
     live = outcome.summary()
     live["label"] = label
     return GateReport(

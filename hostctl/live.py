@@ -71,6 +71,8 @@ class LiveOutcome:
     failures: list[Failure] = field(default_factory=list)
     looks: list[float] = field(default_factory=list)
     """The family-wise level of each look."""
+    interrupted: bool = False
+    """Ctrl-C stopped the waiting (the jobs sent go on on their devices)."""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class LiveOutcome:
             "elapsed_s": round(self.elapsed_s, 1),
             "stopped": self.stopped,
             "looks_alpha": self.looks,
+            "interrupted": self.interrupted,
             "failures": [
                 {"device": f.device_id, "model": f.model, "state": f.state, "reason": f.reason}
                 for f in self.failures
@@ -265,6 +268,7 @@ def run_live(
         for device_id, device_pairs in _pairs_of(result.jobs, order).items():
             pairs.setdefault(device_id, []).extend(device_pairs)
         if result.interrupted:
+            outcome.interrupted = True
             outcome.stopped = "stopped by Ctrl-C (the jobs sent go on on their devices)"
             break
         outcome.subjects = _subjects(pairs)
