@@ -219,8 +219,9 @@ def live_report(
         from hostctl.cmdutil import info_line
 
         info_line(
-            "stopped waiting (Ctrl-C): no verdict; the jobs sent go on on their devices and "
-            f"their results are stored under the label {label}:baseline / {label}:candidate"
+            "stopped waiting (Ctrl-C): no verdict; the jobs sent go on on their devices, "
+            f"`hostctl collect` fetches their results (labels {label}:baseline and "
+            f"{label}:candidate)"
         )
         raise typer.Exit(130)
     live = outcome.summary()
