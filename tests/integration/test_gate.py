@@ -69,6 +69,13 @@ def aa_check(fleet: Fleet, chains: dict[str, Path]) -> dict[str, Any]:
     return {"code": code, "data": data, "stderr": err}
 
 
+def _figures(data: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [
+        (c["metric"], c["estimate"], c["ci95"], c["verdict"], c["n_baseline"], c["n_candidate"])
+        for c in data["comparisons"]
+    ]
+
+
 def test_a_live_check_of_a_clearly_slower_candidate_fails_with_exit_1_and_a_junit_failure(
     fleet: Fleet, chains: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -117,10 +124,12 @@ def test_a_stored_selection_and_a_json_artifact_check_like_the_live_runs(
 ) -> None:
     assert aa_check["code"] == 0, aa_check["stderr"]
     n = len(aa_check["data"]["runs"]["baseline"])
+    # Unpaired now: run-to-run noise of a loaded runner no longer cancels out, so
+    # the same runs may not decide (PASS or INCONCLUSIVE), but never FAIL.
     code, data, err = _check(
         fleet, "-b", "label=aa:baseline", "-c", "label=aa:candidate", "--max-regression", "25%"
     )
-    assert code == 0, err
+    assert (code, data["verdict"]) in ((0, "PASS"), (3, "INCONCLUSIVE")), err
     assert data["unmatched"] == []
     for c in data["comparisons"]:  # the runs, unpaired now (drifting runs left out)
         assert c["method"].startswith("Hodges-Lehmann over runs") and c["n_baseline"] <= n
@@ -129,11 +138,11 @@ def test_a_stored_selection_and_a_json_artifact_check_like_the_live_runs(
     assert stored.returncode == 0, stored.stderr
     artifact = tmp_path / "baseline.json"
     artifact.write_text(stored.stdout)
-    code, data, err = _check(
+    code, from_file, err = _check(
         fleet, "-b", str(artifact), "-c", "label=aa:candidate", "--max-regression", "25%"
     )
-    assert code == 0, err
-    assert data["verdict"] == "PASS"
+    assert code in (0, 3), err
+    assert _figures(from_file) == _figures(data)  # the artifact holds the very same runs
     # and `compare` lays every metric side by side, without a verdict
     shown = fleet.host.run("compare", str(artifact), "label=aa:candidate", "--json")
     assert shown.returncode == 0, shown.stderr
@@ -184,13 +193,14 @@ def test_a_postgresql_store_serves_a_check(
         for role in ("baseline", "candidate"):
             for doc in aa_check["data"]["runs"][role]:
                 assert store.add(doc)
-    done = fleet.host.run(
-        "--db", postgres_db, "check", "-b", "label=aa:baseline", "-c", "label=aa:candidate",
-        "--max-regression", "25%", "--json",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
-    assert data["verdict"] == "PASS"
+    args = ("-b", "label=aa:baseline", "-c", "label=aa:candidate", "--max-regression", "25%")
+    done = fleet.host.run("--db", postgres_db, "check", *args, "--json")
+    assert done.returncode in (0, 3), done.stderr
+    in_postgres = json.loads(done.stdout)
     n = len(aa_check["data"]["runs"]["baseline"])
-    assert all(0 < c["n_baseline"] <= n for c in data["comparisons"])
+    assert all(0 < c["n_baseline"] <= n for c in in_postgres["comparisons"])
+    # the same behaviour as the SQLite store the fleet's host uses
+    code, in_sqlite, err = _check(fleet, *args)
+    assert code == done.returncode, err
+    assert _figures(in_postgres) == _figures(in_sqlite)
     reset(postgres_db)
