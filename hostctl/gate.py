@@ -489,12 +489,9 @@ class GateReport:
         return out
 
 
-def run_check(
-    subjects: Sequence[Subject],
-    tolerances: Tolerances,
-) -> list[Comparison]:
-    """Every metric of every subject, then Holm's verdicts across all of them."""
-    from profiler.compare import compare_sides, decide
+def compare_subjects(subjects: Sequence[Subject], tolerances: Tolerances) -> list[Comparison]:
+    """Every metric the tolerances ask for, of every subject (no verdicts yet)."""
+    from profiler.compare import compare_sides
 
     comparisons: list[Comparison] = []
     for s in subjects:
@@ -507,7 +504,14 @@ def run_check(
                 paired=s.paired,
             )
         )
-    return decide(comparisons)
+    return comparisons
+
+
+def run_check(subjects: Sequence[Subject], tolerances: Tolerances) -> list[Comparison]:
+    """Every metric of every subject, then Holm's verdicts across all of them."""
+    from profiler.compare import decide
+
+    return decide(compare_subjects(subjects, tolerances))
 
 
 def run_compare(subjects: Sequence[Subject]) -> list[Comparison]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import HostctlError
-from hostctl.gate import Subject
+from hostctl.gate import Subject, compare_subjects
 
 if TYPE_CHECKING:
     from hostctl.fleet import Failure, Job, PushOutcome
@@ -170,21 +170,10 @@ def decide_look(
 ) -> tuple[list[Comparison], float]:
     """The verdicts of look ``look`` (1-based) at its spent level; a verdict reached
     at an earlier look (``settled``) stands."""
-    from profiler.compare import ALPHA, INCONCLUSIVE, compare_sides, decide
+    from profiler.compare import ALPHA, INCONCLUSIVE, decide
 
     alpha = ALPHA / 2**look
-    comparisons: list[Comparison] = []
-    for s in subjects:
-        comparisons.extend(
-            compare_sides(
-                s.baseline,
-                s.candidate,
-                tolerances,
-                subject={**s.describe(), "title": s.title()},
-                paired=True,
-            )
-        )
-    decided = decide(comparisons, alpha=alpha)
+    decided = decide(compare_subjects(subjects, tolerances), alpha=alpha)
     out = []
     for c in decided:
         earlier = settled.get(_key(c))

@@ -253,7 +253,31 @@ class Interval:
     coverage: float
 
 
-class RankShift:
+class _LogShift:
+    """What the two rank estimators share: ``points``, sorted values on the log
+    scale whose k-th smallest and k-th largest bound the interval, and ``_tail``,
+    the null distribution of the count of points beyond a hypothesised shift."""
+
+    points: list[float]
+
+    def _tail(self, count: int) -> float:
+        raise NotImplementedError
+
+    def interval(self, confidence: float) -> tuple[float, float] | None:
+        total = len(self.points)
+        k = _rank_of_interval(self._tail, (total + 1) // 2, 1 - confidence)
+        if k is None:
+            return None
+        return math.exp(self.points[k - 1]), math.exp(self.points[total - k])
+
+    def p_value(self, null: float) -> float:
+        s0 = math.log(null)
+        below = _count_le(self.points, s0)
+        above = len(self.points) - _count_lt(self.points, s0)
+        return min(1.0, 2.0 * self._tail(min(below, above)))
+
+
+class RankShift(_LogShift):
     """Two independent samples: the ratio y/x as a shift of logs (Hodges-Lehmann), its
     interval by inverting the Mann-Whitney test (Bauer 1972).
 
@@ -271,26 +295,14 @@ class RankShift:
             raise ValueError("ratios need positive values")
         self.m, self.n = len(baseline), len(candidate)
         logs_x = [math.log(v) for v in baseline]
-        self.diffs = sorted(math.log(y) - x for y in candidate for x in logs_x)
-        self.estimate = math.exp(_median(self.diffs))
+        # the m*n pairwise log ratios
+        self.points = sorted(math.log(y) - x for y in candidate for x in logs_x)
+        self.estimate = math.exp(_median(self.points))
         self.method = method
         self.n_baseline, self.n_candidate = self.m, self.n
 
-    def _tail(self, u: int) -> float:
-        return rank_sum_tail(self.m, self.n, u)
-
-    def interval(self, confidence: float) -> tuple[float, float] | None:
-        pairs = len(self.diffs)
-        k = _rank_of_interval(self._tail, (pairs + 1) // 2, 1 - confidence)
-        if k is None:
-            return None
-        return math.exp(self.diffs[k - 1]), math.exp(self.diffs[pairs - k])
-
-    def p_value(self, null: float) -> float:
-        s0 = math.log(null)
-        below = _count_le(self.diffs, s0)
-        above = len(self.diffs) - _count_lt(self.diffs, s0)
-        return min(1.0, 2.0 * self._tail(min(below, above)))
+    def _tail(self, count: int) -> float:
+        return rank_sum_tail(self.m, self.n, count)
 
 
 class SignShift:
@@ -332,7 +344,7 @@ class SignShift:
         return min(1.0, 2.0 * self._tail(min(below, above)))
 
 
-class SignedRankShift:
+class SignedRankShift(_LogShift):
     """Paired values: the ratio as the Hodges-Lehmann pseudo-median of the per-pair
     log ratios (the median of their n(n+1)/2 Walsh averages), with the interval that
     inverts the Wilcoxon signed-rank test (Hollander & Wolfe, §3.2).
@@ -357,26 +369,14 @@ class SignedRankShift:
         logs = [math.log(r) for r in ratios]
         n = len(logs)
         self.n = n
-        self.walsh = sorted((logs[i] + logs[j]) / 2.0 for i in range(n) for j in range(i, n))
-        self.estimate = math.exp(_median(self.walsh))
+        # the n(n+1)/2 Walsh averages of the pair log ratios
+        self.points = sorted((logs[i] + logs[j]) / 2.0 for i in range(n) for j in range(i, n))
+        self.estimate = math.exp(_median(self.points))
         self.method = method
         self.n_baseline = self.n_candidate = n
 
-    def _tail(self, t: int) -> float:
-        return signed_rank_tail(self.n, t)
-
-    def interval(self, confidence: float) -> tuple[float, float] | None:
-        total = len(self.walsh)
-        k = _rank_of_interval(self._tail, (total + 1) // 2, 1 - confidence)
-        if k is None:
-            return None
-        return math.exp(self.walsh[k - 1]), math.exp(self.walsh[total - k])
-
-    def p_value(self, null: float) -> float:
-        s0 = math.log(null)
-        below = _count_le(self.walsh, s0)
-        above = len(self.walsh) - _count_lt(self.walsh, s0)
-        return min(1.0, 2.0 * self._tail(min(below, above)))
+    def _tail(self, count: int) -> float:
+        return signed_rank_tail(self.n, count)
 
 
 def median_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval | None:
