@@ -6,8 +6,6 @@ keyword-only functions. Domain errors become one red line and exit 1 here,
 in the CLI layer only.
 """
 
-from __future__ import annotations
-
 import os
 from dataclasses import dataclass
 from typing import Annotated

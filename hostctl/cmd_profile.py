@@ -1,7 +1,5 @@
 """`hostctl profile MODEL`: profile a model on this machine, no broker needed."""
 
-from __future__ import annotations
-
 import logging
 import os
 from typing import Annotated, Any

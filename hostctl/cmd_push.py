@@ -1,7 +1,5 @@
 """`hostctl push MODEL...`: run models on devices of the fleet and wait for the results."""
 
-from __future__ import annotations
-
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -30,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def run_push(
-    options: GlobalOptions,
+    options: "GlobalOptions",
     *,
     models: list[Path],
     settings: dict[str, Any] | list[dict[str, Any]],
@@ -43,7 +41,7 @@ def run_push(
     chunk_size: int = 64 * 1024,
     attachments: dict[str, Path] | None = None,
     skip_offline: bool = False,
-) -> PushOutcome:
+) -> "PushOutcome":
     """Connect, push, wait; results are stored as they arrive.
 
     `attachments` ({"eval": labelled .npz, "inputs": .npy/.npz}) travel with every job.

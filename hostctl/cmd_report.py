@@ -2,8 +2,6 @@
 table of stored results, grouped under their source models, with plots, in one
 offline HTML file."""
 
-from __future__ import annotations
-
 import json
 from collections.abc import Sequence
 from enum import Enum
@@ -129,7 +127,7 @@ def report_command(
         info_line(f"report written to {html} ({len(docs)} results, {len(groups)} source models)")
 
 
-def _print(groups: Sequence[Group], output: ReportFormat | None) -> None:
+def _print(groups: "Sequence[Group]", output: ReportFormat | None) -> None:
     from hostctl import report
 
     if output is None:

@@ -1,8 +1,6 @@
 """`hostctl results` (stored results as table/json/csv/markdown, with filters),
 `results show JOB`, `results rm JOB…`, `results prune --errors`, and `hostctl collect`."""
 
-from __future__ import annotations
-
 import logging
 from enum import Enum
 from typing import Annotated, Any

@@ -2,8 +2,6 @@
 compression study of one model — its variants made, measured on the targets (or on
 this machine), stored under one label, shown as the table papers publish."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -178,7 +176,7 @@ def _plan(
     out: Path | None,
     label: str | None,
     settings: Any,
-) -> StudyPlan:
+) -> "StudyPlan":
     """The study to run, every input checked before anything is made or sent."""
     from hostctl.fleet import check_attachment
     from hostctl.preflight import preflight
@@ -217,8 +215,8 @@ def _plan(
 
 
 def _run(
-    glob: GlobalOptions,
-    plan: StudyPlan,
+    glob: "GlobalOptions",
+    plan: "StudyPlan",
     settings: Any,
     *,
     devices: list[str],
@@ -252,7 +250,7 @@ def _run(
 
 
 def _here(
-    glob: GlobalOptions, plan: StudyPlan, files: list[Path], settings: Any, err: Any
+    glob: "GlobalOptions", plan: "StudyPlan", files: list[Path], settings: Any, err: Any
 ) -> list[dict[str, Any]]:
     from rich.markup import escape
 
@@ -279,8 +277,8 @@ def _here(
 
 
 def _on_fleet(
-    glob: GlobalOptions,
-    plan: StudyPlan,
+    glob: "GlobalOptions",
+    plan: "StudyPlan",
     files: list[Path],
     settings: Any,
     devices: list[str],
@@ -321,7 +319,7 @@ def _on_fleet(
 
 
 def _show(
-    docs: list[dict[str, Any]], plan: StudyPlan, html: Path | None, as_json: bool, on_fleet: bool
+    docs: list[dict[str, Any]], plan: "StudyPlan", html: Path | None, as_json: bool, on_fleet: bool
 ) -> None:
     from hostctl.study import report_command
 

@@ -5,8 +5,6 @@ The makers live in :mod:`modelkit.variants` (the ``edgeprof[variants]`` extra),
 imported only when the command runs.
 """
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -101,7 +99,7 @@ def _make(
     kinds: list[str],
     sparsities: list[float],
     eval_data: Path | None,
-) -> list[Outcome]:
+) -> "list[Outcome]":
     result: list[Outcome] = make_variants(
         model,
         out,
@@ -113,7 +111,7 @@ def _make(
     return result
 
 
-def _fail(err: Console, as_json: bool, message: str) -> None:
+def _fail(err: "Console", as_json: bool, message: str) -> None:
     from hostctl.cmdutil import error_line
 
     if as_json:
