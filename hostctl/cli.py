@@ -28,7 +28,7 @@ from hostctl import (
     cmd_study,
     cmd_variants,
 )
-from hostctl.cmdutil import HelpGroup, configure_logging
+from hostctl.cmdutil import HelpGroup
 
 app = typer.Typer(
     cls=HelpGroup,
@@ -130,6 +130,8 @@ def main_callback(
     ] = False,
 ) -> None:
     """Profile .tflite/.onnx models on this machine or on a fleet of edge devices."""
+    from hostctl.logsetup import configure_logging  # runs for commands, not for --help
+
     configure_logging(verbose)
     ctx.obj = GlobalOptions(
         broker=broker,

@@ -1,7 +1,6 @@
 """`hostctl inspect MODEL`: static analysis of a model (size, params, MACs, sparsity,
 weight dtypes, inputs/outputs, op histogram) without running it."""
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -40,6 +39,8 @@ def inspect_command(
     ] = False,
 ) -> None:
     """Show a model's size, parameters, MACs, sparsity, weight dtypes, inputs and ops."""
+    import json
+
     from profiler.analysis import analyze
     from profiler.errors import BAD_INPUT, ProfilerError
     from profiler.settings import parse_shape_option

@@ -1,6 +1,5 @@
 """`hostctl push MODEL...`: run models on devices of the fleet and wait for the results."""
 
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,14 +16,10 @@ from hostctl.cmdutil import (
 )
 from hostctl.errors import HostctlError
 from hostctl.options import RuntimeChoice, build_sweep, option_names
-from hostctl.progress import PushProgress
-from hostctl.session import fleet_session, open_store
 
 if TYPE_CHECKING:
     from hostctl.cli import GlobalOptions
     from hostctl.fleet import PushOutcome
-
-logger = logging.getLogger(__name__)
 
 
 def run_push(
@@ -48,6 +43,8 @@ def run_push(
     """
     from hostctl.fleet import check_attachment, push
     from hostctl.keys import load_key
+    from hostctl.progress import PushProgress
+    from hostctl.session import fleet_session, open_store
 
     for model in models:
         if not model.is_file():

@@ -2,7 +2,6 @@
 table of stored results, grouped under their source models, with plots, in one
 offline HTML file."""
 
-import json
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -118,6 +117,8 @@ def report_command(
             write_html(html, docs, title=title or "edgeprof study", subtitle=subtitle or None)
     groups = study(docs)
     if as_json:
+        import json
+
         from hostctl.report import rows_json
 
         typer.echo(json.dumps(rows_json(groups), indent=2))

@@ -2,7 +2,6 @@
 compression study of one model — its variants made, measured on the targets (or on
 this machine), stored under one label, shown as the table papers publish."""
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -324,6 +323,8 @@ def _show(
     from hostctl.study import report_command
 
     if as_json:
+        import json
+
         typer.echo(json.dumps(docs, indent=2))
         return
     from rich.console import Console

@@ -5,7 +5,6 @@ The makers live in :mod:`modelkit.variants` (the ``edgeprof[variants]`` extra),
 imported only when the command runs.
 """
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -81,6 +80,8 @@ def variants_command(
     except VariantError as exc:
         _fail(err, as_json, str(exc))
     if as_json:
+        import json
+
         typer.echo(json.dumps([o.to_dict() for o in outcomes], indent=2))
     else:
         from hostctl.render_variants import render_outcomes
@@ -112,6 +113,8 @@ def _make(
 
 
 def _fail(err: "Console", as_json: bool, message: str) -> None:
+    import json
+
     from hostctl.cmdutil import error_line
 
     if as_json:
