@@ -148,8 +148,10 @@ def main_callback(
 
 
 # Static registration: each command module imports only typer and light modules at
-# its top (never a runtime, numpy, MQTT or signing code), so `hostctl --help` stays
-# fast; what a command needs is imported when it runs.
+# its top (never a runtime, numpy, MQTT, signing, store, logging or json code), so
+# `hostctl --help` stays fast; what a command needs is imported when it runs. Command
+# modules do not use `from __future__ import annotations`: typer would eval every
+# string annotation on each start (tests/hostctl/test_cli_help.py checks both).
 for _command in (
     cmd_profile,
     cmd_inspect,
