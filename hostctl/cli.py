@@ -6,8 +6,6 @@ keyword-only functions. Domain errors become one red line and exit 1 here,
 in the CLI layer only.
 """
 
-from __future__ import annotations
-
 import os
 from dataclasses import dataclass
 from typing import Annotated
@@ -30,7 +28,7 @@ from hostctl import (
     cmd_study,
     cmd_variants,
 )
-from hostctl.cmdutil import HelpGroup, configure_logging
+from hostctl.cmdutil import HelpGroup
 
 app = typer.Typer(
     cls=HelpGroup,
@@ -132,6 +130,8 @@ def main_callback(
     ] = False,
 ) -> None:
     """Profile .tflite/.onnx models on this machine or on a fleet of edge devices."""
+    from hostctl.logsetup import configure_logging  # runs for commands, not for --help
+
     configure_logging(verbose)
     ctx.obj = GlobalOptions(
         broker=broker,
@@ -148,8 +148,10 @@ def main_callback(
 
 
 # Static registration: each command module imports only typer and light modules at
-# its top (never a runtime, numpy, MQTT or signing code), so `hostctl --help` stays
-# fast; what a command needs is imported when it runs.
+# its top (never a runtime, numpy, MQTT, signing, store, logging or json code), so
+# `hostctl --help` stays fast; what a command needs is imported when it runs. Command
+# modules do not use `from __future__ import annotations`: typer would eval every
+# string annotation on each start (tests/hostctl/test_cli_help.py checks both).
 for _command in (
     cmd_profile,
     cmd_inspect,

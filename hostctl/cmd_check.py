@@ -6,8 +6,6 @@ device x model x metric: PASS / FAIL / INCONCLUSIVE; exit 0 pass, 1 fail,
 3 inconclusive, 2 usage error. How the verdict is reached: docs/gate.md.
 """
 
-from __future__ import annotations
-
 from enum import Enum
 from pathlib import Path
 from typing import Annotated

@@ -2,8 +2,6 @@
 candidate / baseline with its 95 % interval; the gate's pairing and statistics,
 without a verdict."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

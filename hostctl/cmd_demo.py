@@ -1,8 +1,6 @@
 """`hostctl demo`: an embedded broker and a local agent, the compression study of the
 digits CNN run on them, the study table and the HTML report."""
 
-from __future__ import annotations
-
 from enum import Enum
 from pathlib import Path
 from typing import Annotated

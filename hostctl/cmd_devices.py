@@ -1,7 +1,5 @@
 """`hostctl devices`: the fleet inventory from the devices' retained state and info."""
 
-from __future__ import annotations
-
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -39,7 +37,7 @@ def _runtimes(info: dict[str, Any]) -> str:
     return describe_runtimes(runtimes, unusable=True)
 
 
-def devices_table(devices: list[Device]) -> Any:
+def devices_table(devices: "list[Device]") -> Any:
     """A rich table of the fleet."""
     from rich.table import Table
     from rich.text import Text

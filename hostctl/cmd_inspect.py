@@ -1,9 +1,6 @@
 """`hostctl inspect MODEL`: static analysis of a model (size, params, MACs, sparsity,
 weight dtypes, inputs/outputs, op histogram) without running it."""
 
-from __future__ import annotations
-
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -42,6 +39,8 @@ def inspect_command(
     ] = False,
 ) -> None:
     """Show a model's size, parameters, MACs, sparsity, weight dtypes, inputs and ops."""
+    import json
+
     from profiler.analysis import analyze
     from profiler.errors import BAD_INPUT, ProfilerError
     from profiler.settings import parse_shape_option
@@ -86,7 +85,7 @@ def _bytes(n: int) -> str:
     return f"{n:,} bytes"
 
 
-def render_inspection(report: dict[str, Any], console: Console) -> None:
+def render_inspection(report: dict[str, Any], console: "Console") -> None:
     """Print :func:`profiler.analysis.analyze`'s document as a summary and tables."""
     from rich.table import Table
     from rich.text import Text

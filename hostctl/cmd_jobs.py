@@ -1,8 +1,6 @@
 """`hostctl jobs` (the host's job journal: pending, finished and lost jobs) and
 `hostctl cancel JOB…` (stop jobs on their devices)."""
 
-from __future__ import annotations
-
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -69,7 +67,7 @@ def jobs_command(
     Console().print(_jobs_table(views))
 
 
-def _jobs_table(views: list[JobView]) -> Any:
+def _jobs_table(views: "list[JobView]") -> Any:
     from rich.table import Table
     from rich.text import Text
 

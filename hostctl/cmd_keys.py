@@ -1,7 +1,5 @@
 """`hostctl keys init`: create the Ed25519 key pair the agents trust."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,8 +1,5 @@
 """`hostctl profile MODEL`: profile a model on this machine, no broker needed."""
 
-from __future__ import annotations
-
-import logging
 import os
 from typing import Annotated, Any
 
@@ -17,9 +14,6 @@ from hostctl.options import (
     option_names,
     threads_warning,
 )
-
-log = logging.getLogger(__name__)
-
 
 _PHASE_TEXT = {
     "starting": "starting the worker",
@@ -263,7 +257,9 @@ def run_profile(
         else:
             result = profile(model, settings, label=label)
     except ProfilerError as exc:
-        log.debug("profile raised %s", exc.code)
+        import logging
+
+        logging.getLogger(__name__).debug("profile raised %s", exc.code)
         from profiler.device import device_info
         from profiler.result import build_result, model_section, settings_section
 

@@ -1,8 +1,5 @@
 """`hostctl push MODEL...`: run models on devices of the fleet and wait for the results."""
 
-from __future__ import annotations
-
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,18 +16,14 @@ from hostctl.cmdutil import (
 )
 from hostctl.errors import HostctlError
 from hostctl.options import RuntimeChoice, build_sweep, option_names
-from hostctl.progress import PushProgress
-from hostctl.session import fleet_session, open_store
 
 if TYPE_CHECKING:
     from hostctl.cli import GlobalOptions
     from hostctl.fleet import PushOutcome
 
-logger = logging.getLogger(__name__)
-
 
 def run_push(
-    options: GlobalOptions,
+    options: "GlobalOptions",
     *,
     models: list[Path],
     settings: dict[str, Any] | list[dict[str, Any]],
@@ -43,13 +36,15 @@ def run_push(
     chunk_size: int = 64 * 1024,
     attachments: dict[str, Path] | None = None,
     skip_offline: bool = False,
-) -> PushOutcome:
+) -> "PushOutcome":
     """Connect, push, wait; results are stored as they arrive.
 
     `attachments` ({"eval": labelled .npz, "inputs": .npy/.npz}) travel with every job.
     """
     from hostctl.fleet import check_attachment, push
     from hostctl.keys import load_key
+    from hostctl.progress import PushProgress
+    from hostctl.session import fleet_session, open_store
 
     for model in models:
         if not model.is_file():

@@ -2,9 +2,6 @@
 table of stored results, grouped under their source models, with plots, in one
 offline HTML file."""
 
-from __future__ import annotations
-
-import json
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -120,6 +117,8 @@ def report_command(
             write_html(html, docs, title=title or "edgeprof study", subtitle=subtitle or None)
     groups = study(docs)
     if as_json:
+        import json
+
         from hostctl.report import rows_json
 
         typer.echo(json.dumps(rows_json(groups), indent=2))
@@ -129,7 +128,7 @@ def report_command(
         info_line(f"report written to {html} ({len(docs)} results, {len(groups)} source models)")
 
 
-def _print(groups: Sequence[Group], output: ReportFormat | None) -> None:
+def _print(groups: "Sequence[Group]", output: ReportFormat | None) -> None:
     from hostctl import report
 
     if output is None:

@@ -1,9 +1,6 @@
 """`hostctl results` (stored results as table/json/csv/markdown, with filters),
 `results show JOB`, `results rm JOB…`, `results prune --errors`, and `hostctl collect`."""
 
-from __future__ import annotations
-
-import logging
 from enum import Enum
 from typing import Annotated, Any
 
@@ -19,8 +16,6 @@ from hostctl.cmdutil import (
     warning_line,
 )
 from hostctl.errors import HostctlError
-
-logger = logging.getLogger(__name__)
 
 
 class OutputFormat(str, Enum):

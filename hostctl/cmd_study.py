@@ -2,9 +2,6 @@
 compression study of one model — its variants made, measured on the targets (or on
 this machine), stored under one label, shown as the table papers publish."""
 
-from __future__ import annotations
-
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -178,7 +175,7 @@ def _plan(
     out: Path | None,
     label: str | None,
     settings: Any,
-) -> StudyPlan:
+) -> "StudyPlan":
     """The study to run, every input checked before anything is made or sent."""
     from hostctl.fleet import check_attachment
     from hostctl.preflight import preflight
@@ -217,8 +214,8 @@ def _plan(
 
 
 def _run(
-    glob: GlobalOptions,
-    plan: StudyPlan,
+    glob: "GlobalOptions",
+    plan: "StudyPlan",
     settings: Any,
     *,
     devices: list[str],
@@ -252,7 +249,7 @@ def _run(
 
 
 def _here(
-    glob: GlobalOptions, plan: StudyPlan, files: list[Path], settings: Any, err: Any
+    glob: "GlobalOptions", plan: "StudyPlan", files: list[Path], settings: Any, err: Any
 ) -> list[dict[str, Any]]:
     from rich.markup import escape
 
@@ -279,8 +276,8 @@ def _here(
 
 
 def _on_fleet(
-    glob: GlobalOptions,
-    plan: StudyPlan,
+    glob: "GlobalOptions",
+    plan: "StudyPlan",
     files: list[Path],
     settings: Any,
     devices: list[str],
@@ -321,11 +318,13 @@ def _on_fleet(
 
 
 def _show(
-    docs: list[dict[str, Any]], plan: StudyPlan, html: Path | None, as_json: bool, on_fleet: bool
+    docs: list[dict[str, Any]], plan: "StudyPlan", html: Path | None, as_json: bool, on_fleet: bool
 ) -> None:
     from hostctl.study import report_command
 
     if as_json:
+        import json
+
         typer.echo(json.dumps(docs, indent=2))
         return
     from rich.console import Console

@@ -5,9 +5,6 @@ The makers live in :mod:`modelkit.variants` (the ``edgeprof[variants]`` extra),
 imported only when the command runs.
 """
 
-from __future__ import annotations
-
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -83,6 +80,8 @@ def variants_command(
     except VariantError as exc:
         _fail(err, as_json, str(exc))
     if as_json:
+        import json
+
         typer.echo(json.dumps([o.to_dict() for o in outcomes], indent=2))
     else:
         from hostctl.render_variants import render_outcomes
@@ -101,7 +100,7 @@ def _make(
     kinds: list[str],
     sparsities: list[float],
     eval_data: Path | None,
-) -> list[Outcome]:
+) -> "list[Outcome]":
     result: list[Outcome] = make_variants(
         model,
         out,
@@ -113,7 +112,9 @@ def _make(
     return result
 
 
-def _fail(err: Console, as_json: bool, message: str) -> None:
+def _fail(err: "Console", as_json: bool, message: str) -> None:
+    import json
+
     from hostctl.cmdutil import error_line
 
     if as_json:

@@ -83,7 +83,7 @@ def test_a_push_of_a_model_with_dynamic_dims_and_no_shape_sends_nothing(tmp_path
 
 def test_a_warning_reads_as_a_sentence_on_stderr(tmp_path: Path) -> None:
     code = (
-        "import logging; from hostctl.cmdutil import configure_logging\n"
+        "import logging; from hostctl.logsetup import configure_logging\n"
         "configure_logging(False)\n"
         "logging.getLogger('hostctl.fleet').warning('skipping %s: it is offline', 'pi[9]')\n"
     )

@@ -9,6 +9,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -49,6 +50,47 @@ def test_devices_json_shape() -> None:
     assert doc["id"] == "pi-b" and doc["state"] == "busy" and doc["last_seen"] == 2000.0
     assert doc["tags"] == ["lab"]
     assert doc["info"]["device"]["cores"] == 4 and doc["info"]["runtimes"]["litert"]
+
+
+def test_devices_table_shows_onnx_providers_and_when_the_device_was_last_heard() -> None:
+    from rich.console import Console
+
+    from hostctl.cmd_devices import devices_table
+
+    fleet = Fleet()
+    # The Last Will was stamped when the agent connected (ts 1000); its info was
+    # re-published by the heartbeat until 1600: the device was last heard at 1600.
+    fleet.update(
+        topics.state("pi-a"),
+        DeviceState(device_id="pi-a", state="offline", epoch=1, ts=1000.0).to_bytes(),
+    )
+    fleet.update(
+        topics.info("pi-a"),
+        DeviceInfo(
+            device_id="pi-a",
+            device={"machine": "Linux aarch64", "cores": 4},
+            runtimes={
+                "litert": {"version": "2.3.0"},
+                "onnxruntime": {
+                    "version": "1.32.0",
+                    "providers": ["CPUExecutionProvider", "AzureExecutionProvider"],
+                },
+            },
+            tags=["lab"],
+            free_disk_mb=100.0,
+            cached_models=[],
+            agent_version="0.1.0",
+            ts=1600.0,
+        ).to_bytes(),
+    )
+    device = fleet.devices["pi-a"]
+    assert device.last_seen == 1600.0 and device.to_json()["last_seen"] == 1600.0
+    console = Console(width=200, record=True)
+    with mock.patch("time.time", return_value=1600.0 + 125):
+        console.print(devices_table(fleet.sorted()))
+    (row,) = [line for line in console.export_text().splitlines() if "pi-a" in line]
+    assert "offline" in row and "2m ago" in row
+    assert "onnxruntime 1.32.0 (CPU, Azure)" in row and "litert 2.3.0" in row
 
 
 def test_all_and_tags_take_every_online_device_and_name_the_offline_ones() -> None:

@@ -3,13 +3,14 @@ decommissioned devices forgotten — real broker, real agents, hostctl as a subp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from profiler.models import demo_model
-from tests.integration.fleet_support import TINY, Fleet, online_fleet
+from tests.integration.fleet_support import TINY, Fleet, Host, online_fleet
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -49,3 +50,42 @@ def test_forget_removes_a_decommissioned_device_and_refuses_a_live_one(
     assert set(host.devices()) == {"pi-up"}
     again = host.run("devices", "forget", "pi-down")
     assert again.returncode == 1 and "no device pi-down" in again.stderr
+
+
+def test_last_seen_is_the_last_time_the_device_was_heard_even_after_its_will(
+    tmp_path: Path,
+) -> None:
+    """The Last Will is stamped when the agent connects; the heartbeat (the info
+    re-announced, every second in this agent) is what says when it was last heard."""
+    from protocol.signing import write_key_pair
+    from tests.support.agents import spawn_agent
+    from tests.support.broker import MosquittoBroker
+
+    broker = MosquittoBroker(tmp_path / "broker")
+    broker.start()
+    key, pub = write_key_pair(tmp_path / "keys")
+    args = ["--broker", broker.url, "--device-id", "pi-hb", "--cache-dir",
+            str(tmp_path / "cache"), "--trust", str(pub)]  # fmt: skip
+    with (tmp_path / "agent.log").open("ab") as log:
+        agent = spawn_agent(args, log, module="tests.support.heartbeat_agent")
+    host = Host(broker.url, key, tmp_path / "results.sqlite")
+    try:
+        first = host.wait_online("pi-hb")["pi-hb"]["last_seen"]
+        heard = host.wait_for(
+            lambda devs: devs["pi-hb"]["last_seen"] > first + 1, "a heartbeat after the start"
+        )["pi-hb"]["last_seen"]
+        agent.kill()  # SIGKILL: the broker publishes the Will stamped at the start
+        agent.wait()
+        gone = host.wait_for(lambda devs: devs["pi-hb"]["state"] == "offline", "the Will")
+        assert gone["pi-hb"]["last_seen"] >= heard > first
+        table = host.run("devices")
+        assert table.returncode == 0, table.stderr
+        (row,) = [line for line in table.stdout.splitlines() if "pi-hb" in line]
+        assert "offline" in row and " ago" in row
+        # the ONNX providers it can use, in the order ORT lists them
+        assert re.search(r"onnxruntime [\w.]+ \([^)]*\bCPU\b[^)]*\)", row), row
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        broker.stop()

@@ -23,12 +23,13 @@ def agent_env() -> dict[str, str]:
 
 
 def spawn_agent(
-    args: Sequence[str], log: IO[bytes], *, python: str = sys.executable
+    args: Sequence[str], log: IO[bytes], *, python: str = sys.executable, module: str = "agent"
 ) -> subprocess.Popen[bytes]:
     """Start `python -m agent ARGS` with its output in `log` (``python``: which
-    interpreter, i.e. which environment and runtimes, the agent runs in)."""
+    interpreter, i.e. which environment and runtimes, the agent runs in; ``module``:
+    another entry point of the same agent, e.g. :mod:`tests.support.heartbeat_agent`)."""
     return subprocess.Popen(
-        [python, "-m", "agent", *args],
+        [python, "-m", module, *args],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=agent_env(),
