@@ -127,6 +127,9 @@ def parse_side(text: str, role: str) -> SideSpec:
                 else f"{role} {text!r}: {key}= needs a value"
             )
         pairs.setdefault(key, []).append(value)
+    for key in ("since", "until"):
+        if len(pairs.get(key, [])) > 1:
+            raise GateUsageError(f"{role} {text!r}: {key}= given twice")
     filters = {k: tuple(v) for k, v in pairs.items()}
     if path is None:
         return SideSpec(text, "stored", None, filters)
@@ -168,6 +171,8 @@ def read_json_results(path: Path, role: str) -> list[dict[str, Any]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise GateUsageError(f"{role} {path}: cannot read it ({exc.strerror or exc})") from None
+    except RecursionError:
+        raise GateUsageError(f"{role} {path}: nested too deeply to be results") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise GateUsageError(
             f"{role} {path}: not JSON ({str(exc).splitlines()[0]}); give the output of "
@@ -190,7 +195,7 @@ def _matches(result: Result, filters: Mapping[str, tuple[str, ...]]) -> bool:
         "device": [result.device.id],
         "label": [result.label],
         "job": [result.job_id],
-        "model": [result.model.name, result.model.stem, result.model.sha256],
+        "model": [result.model.name or "", result.model.stem or ""],
         "tag": list(result.device.tags),
         "runtime": [result.runtime.name, result.settings.runtime],
         "provider": [result.runtime.delegate_or_provider, result.settings.provider],
@@ -201,10 +206,15 @@ def _matches(result: Result, filters: Mapping[str, tuple[str, ...]]) -> bool:
             continue
         have = [h for h in checks[key] if h]
         if key == "model":
+            sha = (result.model.sha256 or "").lower()
             if not any(
-                h == w or (len(w) >= 8 and h.lower().startswith(w.lower()))
+                w in have[:2]
+                or (
+                    len(w) >= 8
+                    and all(ch in "0123456789abcdef" for ch in w.lower())
+                    and sha.startswith(w.lower())
+                )
                 for w in wanted
-                for h in have
             ):
                 return False
         elif not any(_same(h, w) for w in wanted for h in have):
@@ -367,7 +377,14 @@ def compared_dimensions(
     if baseline is not None and candidate is not None:
         for key, dim in _SPEC_DIMENSION.items():
             a, b = baseline.filters.get(key), candidate.filters.get(key)
-            if a != b and (a or b):
+            # only what both name, differently: a filter on one side only narrows it
+            if (
+                a
+                and b
+                and {v.lower().replace("_", "-") for v in a}.isdisjoint(
+                    v.lower().replace("_", "-") for v in b
+                )
+            ):
                 out.add(dim)
         if baseline.live and candidate.live:
             out.add("model")
@@ -437,6 +454,8 @@ class GateReport:
     live: dict[str, Any] | None = None
     """Live mode: rounds, pairs, elapsed seconds, why it stopped."""
     sides: dict[str, str] = field(default_factory=dict)
+    lost: list[str] = field(default_factory=list)
+    """Live: one line per device whose runs gave no result (offline, timed out...)."""
 
     @property
     def verdict(self) -> str | None:
@@ -445,7 +464,7 @@ class GateReport:
         if self.tolerances is None:
             return None
         verdict = overall(self.comparisons) if self.comparisons else INCONCLUSIVE
-        if verdict != FAIL and self.unmatched:
+        if verdict != FAIL and (self.unmatched or self.lost):
             return INCONCLUSIVE  # a subject the gate could not check
         return verdict
 
@@ -468,6 +487,7 @@ class GateReport:
                 for c in self.comparisons
             ],
             "unmatched": [u.to_dict() for u in self.unmatched],
+            "lost": list(self.lost),
             "unreadable": dict(self.unreadable),
             "live": self.live,
             "runs": {
@@ -549,6 +569,7 @@ METRIC_NAMES = {
     "first_inference_ms": "first inference",
     "accuracy_top1": "top-1",
     "model_size": "size",
+    "failed_runs": "failed runs",
 }
 
 
@@ -565,6 +586,10 @@ def effect_text(c: Comparison) -> str:
 
     if c.estimate is None:
         return fmt.DASH
+    if c.metric == "failed_runs":
+        fa, fb = (c.details.get("failed") or [0, 0])[:2]
+        na, nb = (c.details.get("runs") or [0, 0])[:2]
+        return f"{fb} of {nb} failed (baseline {fa} of {na})"
     if c.kind == "drop":
         change = -c.estimate
         text = fmt.points(change)
@@ -581,6 +606,8 @@ def limit_text(c: Comparison) -> str:
     """The tolerance as a user declared it: "limit 1.05×", "limit −1.0 pt"."""
     from hostctl import format as fmt
 
+    if c.metric == "failed_runs":
+        return "limit: as often as the baseline"
     if c.kind == "drop":
         return f"limit {fmt.points(-c.limit)}"
     return f"limit {c.limit:.2f}×"
@@ -600,6 +627,8 @@ def figure_text(c: Comparison, value: float | None) -> str:
         return fmt.size(value)
     if c.metric == "accuracy_top1":
         return fmt.percent(value, 2)
+    if c.metric == "failed_runs":
+        return fmt.percent(value, 0)
     return fmt.sig(value)
 
 

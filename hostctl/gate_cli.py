@@ -52,6 +52,15 @@ def check_errors() -> Iterator[None]:
     except ProfilerError as exc:
         error_line(exc.message)
         raise typer.Exit(EXIT_USAGE) from None
+    except (typer.Exit, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        error_line(
+            f"the check could not run: {type(exc).__name__}: {first} (with -v, the log "
+            "says more; please report it)"
+        )
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def report_from_results(
@@ -233,6 +242,7 @@ def live_report(
         tolerances,
         live=live,
         sides={"baseline": a.text, "candidate": b.text},
+        lost=outcome.lost_lines(),
     )
 
 

@@ -3,6 +3,7 @@ and a markdown summary for a CI job page. Pure code: text in, text out."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,14 @@ if TYPE_CHECKING:
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(text: str | None) -> str | None:
+    """What XML 1.0 cannot hold (control characters, lone surrogates) as U+FFFD."""
+    return None if text is None else _NOT_XML.sub("\ufffd", text)
 
 
 def junit_xml(report: GateReport, *, inconclusive: str = "exit-3") -> str:
@@ -60,11 +69,19 @@ def junit_xml(report: GateReport, *, inconclusive: str = "exit-3") -> str:
             name=f"unmatched {u.side}: " + " · ".join(u.subject.values()),
         )
         ET.SubElement(case, "error", message=u.line(), type="UNMATCHED").text = u.line()
-    total = len(report.comparisons) + len(report.unmatched)
+    for line in report.lost:
+        errors += 1
+        case = ET.SubElement(suite, "testcase", classname="edgeprof", name=f"lost: {line}")
+        ET.SubElement(case, "error", message=line, type="LOST").text = line
+    total = len(report.comparisons) + len(report.unmatched) + len(report.lost)
     suite.set("tests", str(total))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
     suite.set("skipped", str(skipped))
+    for element in suite.iter():
+        element.text = _xml_safe(element.text)
+        for name, value in element.attrib.items():
+            element.set(name, _xml_safe(value) or "")
     ET.indent(suite)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
@@ -107,6 +124,7 @@ def markdown_summary(report: GateReport) -> str:
         if (w := why(c))
     ]
     notes += [f"- {_md(u.line())}" for u in report.unmatched]
+    notes += [f"- lost: {_md(line)}" for line in report.lost]
     if report.live:
         live = report.live
         notes.append(

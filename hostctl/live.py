@@ -74,6 +74,23 @@ class LiveOutcome:
     interrupted: bool = False
     """Ctrl-C stopped the waiting (the jobs sent go on on their devices)."""
 
+    def lost_lines(self) -> list[str]:
+        """One line per device whose runs gave no result, with how many and why."""
+        by_device: dict[str, list[Failure]] = {}
+        for f in self.failures:
+            by_device.setdefault(f.device_id, []).append(f)
+        checked = {s.key[0] for s in self.subjects}
+        lines = []
+        for device_id, failures in sorted(by_device.items()):
+            reasons = sorted({f"{f.state}: {f.reason}" for f in failures})
+            what = (
+                "no pair of results"
+                if device_id not in checked
+                else (f"{len(failures)} run(s) without a result")
+            )
+            lines.append(f"{device_id}: {what} ({'; '.join(reasons[:3])})")
+        return lines
+
     def summary(self) -> dict[str, Any]:
         return {
             "rounds": self.rounds,
@@ -159,7 +176,9 @@ def _subjects(
 
 
 def _key(c: Comparison) -> tuple[str, str]:
-    return str(c.subject.get("title")), c.metric
+    # live subjects are one per device: the device names it (the title is made of run
+    # values, which a failed run can change)
+    return str(c.subject.get("device")), c.metric
 
 
 def decide_look(
@@ -250,10 +269,17 @@ def run_live(
         outcome.rounds += 1
         outcome.pairs += next_pairs
         outcome.failures.extend(result.failures)
+        unreachable = [f for f in result.failures if f.fatal and f.model is None]
+        if outcome.rounds == 1 and (unreachable or not result.jobs):
+            # an offline or unknown target: the check could not cover what was asked
+            reason = "; ".join(f"{f.device_id}: {f.state}: {f.reason}" for f in unreachable)
+            raise HostctlError(
+                f"cannot check on every target ({reason or 'no target'}); "
+                "give reachable devices, or --skip-offline with --tag/--all"
+            )
         if not result.jobs:
-            fatal = [f for f in result.failures if f.fatal]
-            reason = "; ".join(f"{f.device_id}: {f.reason}" for f in fatal) or "no target"
-            raise HostctlError(f"nothing was measured: {reason}")
+            outcome.stopped = "the last round reached no device"
+            break
         for device_id, device_pairs in _pairs_of(result.jobs, order).items():
             pairs.setdefault(device_id, []).extend(device_pairs)
         if result.interrupted:
@@ -281,7 +307,9 @@ def run_live(
         # intervals narrow.
         per_pair_s = round_s / max(1, order.count("A"))
         room = int((budget_s - elapsed) / per_pair_s) if per_pair_s > 0 else outcome.pairs
-        next_pairs = min(outcome.pairs, room)
+        # a round's jobs all expire with the round: keep it well inside --timeout
+        fits = int(0.8 * round_timeout / per_pair_s) if per_pair_s > 0 else outcome.pairs
+        next_pairs = min(outcome.pairs, room, fits)
         if next_pairs < MIN_PAIRS:
             outcome.stopped = (
                 f"the time budget ({budget_s:.0f} s) leaves no room for another round "

@@ -66,6 +66,11 @@ def gate_table(report: GateReport) -> RenderableType:
             notes.append("\n")
         notes.append("unmatched ", style="bold yellow")
         notes.append(u.line())
+    for lost in report.lost:
+        if notes:
+            notes.append("\n")
+        notes.append("lost ", style="bold yellow")
+        notes.append(lost)
     if report.live:
         live = report.live
         if notes:
@@ -85,6 +90,8 @@ def gate_table(report: GateReport) -> RenderableType:
         detail = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
         if report.unmatched:
             detail += f", {len(report.unmatched)} unmatched"
+        if report.lost:
+            detail += f", {len(report.lost)} device(s) with lost runs"
         line.append(f"  {detail} (Holm across {len(report.comparisons)} comparisons, α = 5 %)")
         parts.append(line)
     return Group(*parts)

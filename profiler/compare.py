@@ -662,8 +662,15 @@ def _read(docs: Runs) -> list[Result | None]:
     return out
 
 
+FIGURE_RANGE = (1e-9, 1e12)
+"""Figures (ms, MB, bytes) outside this range are readings gone wrong, not data:
+left out as ``no_value`` (their logarithms would also overflow an interval)."""
+
+
 def _positive(value: float | None) -> float | None:
-    return value if value is not None and value > 0 else None
+    if value is None or not math.isfinite(value):
+        return None
+    return value if FIGURE_RANGE[0] < value < FIGURE_RANGE[1] else None
 
 
 def _exclusion(run: Result, flags: Iterable[str]) -> str | None:
@@ -1029,6 +1036,37 @@ def compare_size(
     )
 
 
+def compare_failures(baseline: Runs, candidate: Runs) -> Comparison:
+    """Runs that failed (status error), as fractions of each side's runs: exact, FAIL
+    when the candidate fails more often than the baseline. A crash is a regression
+    however fast the runs that survived were."""
+
+    def fraction(docs: Runs) -> tuple[float | None, int, int]:
+        runs = [r for r in _read(docs) if r is not None]
+        failed = sum(1 for r in runs if not r.ok)
+        return (failed / len(runs) if runs else None), failed, len(runs)
+
+    (x, fa, na), (y, fb, nb) = fraction(baseline), fraction(candidate)
+    return Comparison(
+        "failed_runs",
+        DROP,
+        x if x is not None else 0.0,
+        y,
+        (y, y) if y is not None else None,
+        None,
+        "exact (runs that failed)",
+        x,
+        y,
+        n_baseline=na,
+        n_candidate=nb,
+        exact=True,
+        details={"failed": [fa, fb], "runs": [na, nb]},
+        note=f"{fb} of {nb} candidate runs failed, {fa} of {na} baseline runs"
+        if fa or fb
+        else None,
+    )
+
+
 # --------------------------------------------------------------------------- verdicts
 
 
@@ -1079,6 +1117,8 @@ def compare_sides(
         out.append(compare_accuracy(baseline, candidate, max_drop=tolerances.max_accuracy_drop))
     if tolerances.max_size_growth is not None:
         out.append(compare_size(baseline, candidate, max_growth=tolerances.max_size_growth))
+    if any(r is not None and not r.ok for r in (*baseline, *candidate)):
+        out.append(compare_failures(baseline, candidate))
     return [replace(c, subject=dict(subject or {})) for c in out]
 
 

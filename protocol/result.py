@@ -27,6 +27,7 @@ import array
 import base64
 import binascii
 import math
+import re
 import sys
 import zlib
 from collections.abc import Mapping, Sequence
@@ -169,8 +170,16 @@ def _int(value: Any) -> int | None:
     return None
 
 
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    """A non-empty string, with what no console, XML file or UTF-8 encoder can take
+    (control characters, lone surrogates) replaced by U+FFFD: names come from
+    devices and files nobody here wrote."""
+    if not isinstance(value, str) or not value:
+        return None
+    return _UNPRINTABLE.sub("\ufffd", value)
 
 
 def _bool(value: Any) -> bool | None:
@@ -180,7 +189,11 @@ def _bool(value: Any) -> bool | None:
 def _strs(value: Any) -> tuple[str, ...]:
     if not isinstance(value, (list, tuple)):
         return ()
-    return tuple(str(v) for v in value if isinstance(v, (str, int, float)) and str(v))
+    return tuple(
+        _UNPRINTABLE.sub("\ufffd", str(v))
+        for v in value
+        if isinstance(v, (str, int, float)) and str(v)
+    )
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,11 @@ def test_an_unmatched_subject_keeps_a_passing_check_from_passing() -> None:
     report = _report(base, side(10, 1.0, rng, sha="b" * 64), max_regression=["10%"])
     assert {c.verdict for c in report.comparisons} == {"PASS"}
     assert report.verdict == "INCONCLUSIVE"
+    report.unmatched = []
+    assert report.verdict == "PASS"
+    report.lost = ["pi-02: no pair of results (timed_out: no result within the timeout)"]
+    assert report.verdict == "INCONCLUSIVE"  # a live device that gave nothing
+    assert ET.fromstring(junit_xml(report)).get("errors") == "1"
 
 
 def test_junit_has_one_testcase_per_subject_and_metric_with_the_figures() -> None:
@@ -307,3 +312,87 @@ def test_live_rounds_interleave_abba_and_send_a_shared_file_once(tmp_path: Path)
     )
     assert models == [a] and len(settings) == 2
     assert plan == [(0, 0, "L:baseline"), (0, 1, "L:candidate")]
+
+
+# ---------------------------------------------------------------- what review found
+
+
+def test_a_filter_on_one_side_only_narrows_it_and_pools_nothing() -> None:
+    a = gate.parse_side("label=v1,runtime=litert", "baseline")
+    b = gate.parse_side("label=v2", "candidate")
+    rng = random.Random(10)
+    base = results(side(4, 1.0, rng, label="v1"))
+    cand = results(
+        side(4, 1.0, rng, label="v2") + side(4, 2.5, rng, label="v2", runtime="tflite_runtime")
+    )
+    dims = gate.compared_dimensions(a, b, base, cand)
+    assert "runtime" not in dims
+    subjects, unmatched = gate.pair(base, cand, dims)
+    assert len(subjects) == 1 and len(subjects[0].candidate) == 4  # litert with litert only
+    assert [u.subject["runtime"] for u in unmatched] == ["tflite_runtime"]
+
+
+def test_a_candidate_whose_runs_crash_fails_however_fast_the_rest_was() -> None:
+    rng = random.Random(11)
+    cand = side(12, 1.0, rng, sha="b" * 64)
+    for d in cand[:3]:
+        d["status"], d["error"], d["latency_ms"] = "error", {"code": "crash", "message": "x"}, None
+    report = _report(side(12, 1.0, rng), cand, max_regression=["10%"])
+    failed = next(c for c in report.comparisons if c.metric == "failed_runs")
+    assert failed.verdict == "FAIL" and report.exit_code() == gate.EXIT_FAIL
+    assert gate.effect_text(failed) == "3 of 12 failed (baseline 0 of 12)"
+    clean = _report(side(6, 1.0, rng), side(6, 1.0, rng, sha="b" * 64), max_regression=["10%"])
+    assert "failed_runs" not in {c.metric for c in clean.comparisons}  # no row without failures
+
+
+def test_names_no_console_or_xml_can_take_are_replaced_and_junit_stays_parseable() -> None:
+    rng = random.Random(12)
+    evil = "m\x01\ud800[red].tflite"
+    report = _report(
+        side(6, 1.0, rng, model=evil), side(6, 1.5, rng, model="c.tflite", sha="b" * 64)
+    )
+    root = ET.fromstring(junit_xml(report))  # well-formed
+    assert all("\x01" not in str(c.get("name")) for c in root.iter("testcase"))
+    assert "[red]" in str(report.comparisons[0].subject["title"])
+    markdown_summary(report).encode("utf-8")  # no lone surrogate left
+
+
+def test_hostile_json_sides_and_absurd_figures_are_one_line_not_a_crash(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(gate.GateUsageError, match="not JSON|nested too deeply"):
+        gate.read_json_results(deep, "baseline")
+    base = [doc(1e-300) for _ in range(5)] + [doc(1.0) for _ in range(5)]
+    cand = [doc(1e300, sha="b" * 64) for _ in range(5)] + [doc(1.0, sha="b" * 64)] * 5
+    for d in cand:
+        d["init_ms"] = 5e-324
+    report = _report(base, cand)
+    p50 = report.comparisons[0]
+    assert p50.excluded["baseline"]["no_value"] == 5 and p50.excluded["candidate"]["no_value"] == 5
+    subjects, _ = gate.pair(results(base), results(cand), ("model",))
+    gate.run_compare(subjects)  # no OverflowError
+
+
+def test_live_pairs_map_back_to_their_sides_and_lost_runs_are_named(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from hostctl.fleet import Failure
+    from hostctl.live import LiveOutcome, _pairs_of, _subjects
+
+    order = abba(0, 2)  # A B B A
+    docs = [doc(1.0, job="a1"), doc(2.0, job="b1", sha="b" * 64), None, doc(1.0, job="a2")]
+    jobs = [SimpleNamespace(device_id="pi-01", result=d) for d in docs]
+    pairs = _pairs_of(jobs, order)  # type: ignore[arg-type]
+    assert [(a and a["job_id"], b and b["job_id"]) for a, b in pairs["pi-01"]] == [
+        ("a1", "b1"),
+        ("a2", None),  # the second B timed out: that pair is incomplete
+    ]
+    (subject,) = _subjects(pairs)
+    assert [r.job_id for r in subject.baseline] == ["a1"] and subject.paired
+    outcome = LiveOutcome([subject], [], failures=[
+        Failure("pi-01", "b.onnx", "timed_out", "no result within the timeout"),
+        Failure("pi-02", "a.onnx", "failed", "worker crashed"),
+    ])  # fmt: skip
+    lines = outcome.lost_lines()
+    assert lines[0].startswith("pi-01: 1 run(s) without a result (timed_out")
+    assert lines[1].startswith("pi-02: no pair of results (failed: worker crashed")
