@@ -360,7 +360,7 @@ def test_names_no_console_or_xml_can_take_are_replaced_and_junit_stays_parseable
 def test_hostile_json_sides_and_absurd_figures_are_one_line_not_a_crash(tmp_path: Path) -> None:
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100000 + "]" * 100000)
-    with pytest.raises(gate.GateUsageError, match="not JSON|nested too deeply"):
+    with pytest.raises(gate.GateUsageError, match=r"not JSON|nested too deeply"):
         gate.read_json_results(deep, "baseline")
     base = [doc(1e-300) for _ in range(5)] + [doc(1.0) for _ in range(5)]
     cand = [doc(1e300, sha="b" * 64) for _ in range(5)] + [doc(1.0, sha="b" * 64)] * 5
