@@ -217,6 +217,9 @@ def live_report(
                     budget_s=budget_s,
                     round_timeout=round_timeout,
                     first_pairs=first_pairs,
+                    comparisons_per_device=len(tolerances.percentiles)
+                    + (tolerances.max_memory_growth is not None)
+                    + (tolerances.max_accuracy_drop is not None),
                     attachments=attachments,
                     on_update=progress.update,
                     on_targets=progress.add,

@@ -106,6 +106,16 @@ class LiveOutcome:
         }
 
 
+def fewest_pairs(comparisons: int, look_alpha: float) -> int:
+    """The fewest pairs whose signed-rank test can reach Holm's first level among
+    ``comparisons`` tested comparisons at family-wise ``look_alpha``: the smallest
+    two-sided p-value of n pairs is 2 / 2**n."""
+    n = 1
+    while 2.0 / 2.0**n > look_alpha / max(1, comparisons):
+        n += 1
+    return n
+
+
 def abba(start: int, n: int) -> list[str]:
     """The sides of ``n`` pairs from pair number ``start`` on: pair i is "AB" when i
     is even, "BA" when odd (A B B A A B B A ...)."""
@@ -222,6 +232,7 @@ def run_live(
     budget_s: float,
     round_timeout: float,
     first_pairs: int = FIRST_PAIRS,
+    comparisons_per_device: int = 2,
     attachments: dict[str, Path] | None = None,
     chunk_size: int = 64 * 1024,
     on_update: Callable[[Job], None] | None = None,
@@ -239,7 +250,11 @@ def run_live(
     outcome = LiveOutcome([], [])
     pairs: dict[str, list[tuple[dict[str, Any] | None, dict[str, Any] | None]]] = {}
     settled: dict[tuple[str, str], Comparison] = {}
-    next_pairs = first_pairs
+    # the first look can decide only with enough pairs for its share of alpha
+    from profiler.compare import ALPHA
+
+    targets = max(1, len(devices)) if not (tags or all_devices) else 1
+    next_pairs = max(first_pairs, fewest_pairs(comparisons_per_device * targets, ALPHA / 2))
     round_s = 0.0
     while True:
         order = abba(outcome.pairs, next_pairs)

@@ -396,3 +396,11 @@ def test_live_pairs_map_back_to_their_sides_and_lost_runs_are_named(tmp_path: Pa
     lines = outcome.lost_lines()
     assert lines[0].startswith("pi-01: 1 run(s) without a result (timed_out")
     assert lines[1].startswith("pi-02: no pair of results (failed: worker crashed")
+
+
+def test_the_first_round_has_enough_pairs_for_its_first_look() -> None:
+    from hostctl.live import FIRST_PAIRS, fewest_pairs
+
+    assert fewest_pairs(2, 0.025) == FIRST_PAIRS == 8  # p50 + p90 on one device
+    assert fewest_pairs(4, 0.025) == 9  # two devices: 2 / 2**8 > 0.025 / 4
+    assert 2 / 2 ** fewest_pairs(20, 0.025) <= 0.025 / 20 < 2 / 2 ** (fewest_pairs(20, 0.025) - 1)
