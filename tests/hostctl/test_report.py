@@ -244,3 +244,32 @@ def test_energy_is_a_column_only_where_a_board_measured_it() -> None:
     assert "mJ/inference [95% CI]" in text and "| 0.420 [0.400–0.440] |" in text
     rows = report.rows_json(groups)
     assert [r["mj_per_inference"] for r in rows if r["mj_per_inference"]] == [0.42]
+
+
+def test_two_runtimes_on_one_device_are_two_sides_each_against_its_own_fp32() -> None:
+    # The same fp32 and int8 files on one Pi, under LiteRT and under tflite-runtime 2.14
+    # (which takes 3x as long for the fp32 and runs the int8 one without XNNPACK).
+    docs = []
+    for runtime, fp32_ms, blq_ms in (("litert", 2.0, 1.0), ("tflite_runtime", 6.0, 12.0)):
+        for kind, p50 in (("fp32", fp32_ms), ("blq", blq_ms)):
+            doc = _doc(kind, "pi-a", p50=p50, created=f"2026-01-01T00:00:0{len(docs)}Z")
+            doc["runtime"] = {
+                "name": runtime,
+                "version": "2.3.0" if runtime == "litert" else "2.14.0",
+            }
+            docs.append(doc)
+    (group,) = report.study(docs)
+    sides = {(r.variant, r.runtime): r for r in group.rows}
+    assert sorted(sides) == [
+        ("blq", "litert 2.3.0"),
+        ("blq", "tflite_runtime 2.14.0"),
+        ("fp32", "litert 2.3.0"),
+        ("fp32", "tflite_runtime 2.14.0"),
+    ]
+    assert sides["fp32", "tflite_runtime 2.14.0"].is_baseline  # not merged with LiteRT's
+    faster = sides["blq", "litert 2.3.0"].time_ratio
+    slower = sides["blq", "tflite_runtime 2.14.0"].time_ratio
+    assert faster is not None and faster.estimate == pytest.approx(0.5, rel=0.03)
+    assert slower is not None and slower.estimate == pytest.approx(2.0, rel=0.03)
+    text = report.to_markdown([group])
+    assert "| tflite_runtime 2.14.0 |" in text and "| litert 2.3.0 |" in text

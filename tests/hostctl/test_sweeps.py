@@ -63,6 +63,32 @@ def test_a_local_threads_sweep_gives_one_stored_result_per_setting(tmp_path: Pat
     assert table.exit_code == 0 and "1 thr" in table.stdout and "2 thr" in table.stdout
 
 
+def test_several_shapes_of_one_input_give_one_result_per_shape_side_by_side(
+    tmp_path: Path,
+) -> None:
+    from modelkit.onnx_build import build_onnx_cnn
+
+    model = tmp_path / "dyn.onnx"
+    model.write_bytes(build_onnx_cnn(dynamic_batch=True))
+    db = tmp_path / "results.sqlite"
+    shapes = ["--shape", "input=1,3,16,16", "--shape", "input=4,3,16,16"]
+    runner = CliRunner()
+    out = runner.invoke(app, ["--db", str(db), "profile", str(model), *FAST, *shapes, "--json"])
+    assert out.exit_code == 0, out.stderr
+    docs = json.loads(out.stdout)
+    assert [d["status"] for d in docs] == ["ok", "ok"]
+    used = [d["settings"]["input_shapes"]["input"] for d in docs]
+    assert used == [[1, 3, 16, 16], [4, 3, 16, 16]]
+    assert len({d["label"] for d in docs}) == 1
+    # Each setting ran in its own worker: the batch of 4 took more work per inference.
+    assert docs[1]["model"]["macs"] == 4 * docs[0]["model"]["macs"]
+    table = runner.invoke(
+        app, ["--db", str(db), "profile", str(model), *FAST, *shapes], env={"COLUMNS": "120"}
+    )
+    assert table.exit_code == 0, table.stderr
+    assert "1×3×16×16" in table.stdout and "4×3×16×16" in table.stdout
+
+
 def test_a_bad_sweep_list_is_one_line() -> None:
     out = CliRunner().invoke(app, ["profile", str(demo_model("onnx")), "--threads", "1,x"])
     assert out.exit_code == 1

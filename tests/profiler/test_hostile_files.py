@@ -16,10 +16,11 @@ import psutil
 import pytest
 
 from modelkit import hostile
-from profiler import workers
+from profiler import memory, workers
 from profiler.arrays import check_declared_size
 from profiler.errors import BAD_MODEL, OUT_OF_MEMORY, TIMEOUT, ProfilerError
 from profiler.external_data import check_locations
+from profiler.limits import DEFAULT_MEMORY_SHARE, with_memory_limit
 from profiler.models import demo_model
 from profiler.runner import profile
 from profiler.settings import ProfileSettings, parse_memory_size
@@ -56,6 +57,25 @@ def test_a_model_that_allocates_gigabytes_runs_out_of_its_limit_not_the_machines
     assert result["error"]["code"] == OUT_OF_MEMORY
     assert "worker limit 300 MiB" in result["error"]["message"]
     assert "an allocation of 4.3 GB failed" in result["error"]["message"]
+
+
+def test_without_max_memory_a_worker_runs_under_a_share_of_the_memory_available(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This machine's MemAvailable would let the 4.3 GB hog run: say 1000 MiB are free.
+    monkeypatch.setattr(memory, "memory_available_mb", lambda: 1000.0)
+    hog = tmp_path / "hog.onnx"
+    hog.write_bytes(hostile.build_onnx_memory_hog())
+    result = profile(hog, _tiny(), analyze=False)  # no --max-memory
+    limit = round(1000.0 * DEFAULT_MEMORY_SHARE)
+    assert result["error"]["code"] == OUT_OF_MEMORY, result["error"]
+    assert f"worker limit {limit} MiB" in result["error"]["message"]
+    assert result["settings"]["max_memory_mb"] == limit  # the result says what applied
+    # A device's own limit (the agent's --max-memory) caps what a job asks for, and is
+    # the limit when the job asks for none.
+    assert with_memory_limit(_tiny(max_memory_mb=2048.0), 1024.0).max_memory_mb == 1024.0
+    assert with_memory_limit(_tiny(max_memory_mb=512.0), 1024.0).max_memory_mb == 512.0
+    assert with_memory_limit(_tiny(), 1024.0).max_memory_mb == 1024.0
 
 
 def test_memory_sizes_are_read_as_people_write_them() -> None:

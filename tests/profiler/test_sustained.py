@@ -75,6 +75,30 @@ def test_timeline_and_throttle_onset() -> None:
     assert summary["temp_c_first"] == 50.0 and summary["temp_c_max"] == 75.0
 
 
+def test_a_raspberry_pis_throttle_bits_are_in_the_timeline_and_start_the_onset() -> None:
+    from profiler.environment import decode_pi_throttled
+
+    s = 1_000_000_000
+    blocks = [{"start_ns": i * s, "end_ns": (i + 1) * s, "runs": 10,
+               "p50_ms": 2.0 if i < 2 else 2.6, "p90_ms": 3.0} for i in range(4)]  # fmt: skip
+    # The firmware caps the clock (bit 1, now + since boot) while cpufreq still reads
+    # 2400 MHz: only `vcgencmd get_throttled` shows it.
+    bits = [0x0, 0x0, 0x20002, 0x20002]
+    readings = [
+        (i * s + s // 2, {**_reading(60.0, 2400.0), "pi_throttled": decode_pi_throttled(b)})
+        for i, b in enumerate(bits)
+    ]
+    rows = sustained.timeline(blocks, readings, 0)
+    assert [r["throttle_bits"] for r in rows] == ["0x0", "0x0", "0x20002", "0x20002"]
+    assert [r["throttled"] for r in rows] == [False, False, True, True]
+    summary = sustained.summary(rows, 4.0)
+    assert summary["throttle_began_s"] == 2.0
+    assert summary["latency_before_ms"] == 2.0 and summary["latency_after_ms"] == 2.6
+    # Without vcgencmd (every board but a Pi) the column is empty, never made up.
+    plain = sustained.timeline(blocks, [(s // 2, _reading(60.0, 2400.0))], 0)
+    assert {r["throttle_bits"] for r in plain} == {None}
+
+
 def test_no_throttling_reports_the_whole_run_as_before() -> None:
     s = 1_000_000_000
     blocks = [{"start_ns": i * s, "end_ns": (i + 1) * s, "runs": 1, "p50_ms": 1.0 + i,
