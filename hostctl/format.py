@@ -212,3 +212,9 @@ __all__ = [
     "size",
     "text",
 ]
+
+
+def runtime_name(name: str | None) -> str | None:
+    """A runtime as users name it (``--runtime``, ``hostctl devices``): results say
+    ``tflite_runtime`` (the Python module), people write ``tflite-runtime``."""
+    return name.replace("_", "-") if name else name

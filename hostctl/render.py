@@ -97,7 +97,7 @@ def runtime_label(result: Result) -> str:
     runtime = result.runtime
     if runtime.name is None:
         return DASH
-    head = " ".join(p for p in (runtime.name, runtime.version) if p)
+    head = " ".join(p for p in (fmt.runtime_name(runtime.name), runtime.version) if p)
     details = []
     if runtime.delegate_or_provider:
         # "CUDAExecutionProvider" -> "CUDA": the suffix says nothing and costs a column

@@ -262,14 +262,14 @@ def test_two_runtimes_on_one_device_are_two_sides_each_against_its_own_fp32() ->
     sides = {(r.variant, r.runtime): r for r in group.rows}
     assert sorted(sides) == [
         ("blq", "litert 2.3.0"),
-        ("blq", "tflite_runtime 2.14.0"),
+        ("blq", "tflite-runtime 2.14.0"),
         ("fp32", "litert 2.3.0"),
-        ("fp32", "tflite_runtime 2.14.0"),
+        ("fp32", "tflite-runtime 2.14.0"),
     ]
-    assert sides["fp32", "tflite_runtime 2.14.0"].is_baseline  # not merged with LiteRT's
+    assert sides["fp32", "tflite-runtime 2.14.0"].is_baseline  # not merged with LiteRT's
     faster = sides["blq", "litert 2.3.0"].time_ratio
-    slower = sides["blq", "tflite_runtime 2.14.0"].time_ratio
+    slower = sides["blq", "tflite-runtime 2.14.0"].time_ratio
     assert faster is not None and faster.estimate == pytest.approx(0.5, rel=0.03)
     assert slower is not None and slower.estimate == pytest.approx(2.0, rel=0.03)
     text = report.to_markdown([group])
-    assert "| tflite_runtime 2.14.0 |" in text and "| litert 2.3.0 |" in text
+    assert "| tflite-runtime 2.14.0 |" in text and "| litert 2.3.0 |" in text
