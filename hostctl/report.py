@@ -78,7 +78,9 @@ class Row:
     @property
     def runtime(self) -> str:
         runtime = self.result.runtime
-        return " ".join(p for p in (fmt.runtime_name(runtime.name), runtime.version) if p) or fmt.DASH
+        return (
+            " ".join(p for p in (fmt.runtime_name(runtime.name), runtime.version) if p) or fmt.DASH
+        )
 
     @property
     def nonzeros(self) -> int | None:
