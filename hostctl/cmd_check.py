@@ -32,7 +32,7 @@ Baseline = Annotated[
         help="What the candidate is checked against: a model file (.tflite/.onnx, measured "
         "live; may carry ,runtime=R ,threads=N ,provider=P), a JSON file of results "
         "(results/push/profile --json), or stored results: label=L[,device=D,model=M,job=J,"
-        "runtime=R,threads=N,tag=T,since=...,until=...].",
+        "runtime=R,threads=N,provider=P,tag=T,since=...,until=...].",
         show_default=False,
     ),
 ]
@@ -160,7 +160,8 @@ def check_command(
 ) -> None:
     """Is the candidate slower, bigger or less accurate than the baseline, beyond the
     tolerance? PASS / FAIL / INCONCLUSIVE per device x model x metric, with the effect
-    and its 95 % interval. Exit 0 pass, 1 fail, 3 inconclusive, 2 usage error."""
+    and its 95 % interval. Exit 0 pass, 1 fail, 3 inconclusive, 2 the check could not run
+    (a usage error, a side that selects nothing, an unreachable broker or target)."""
     from hostctl.cmdutil import global_options
     from hostctl.gate import GateUsageError, build_tolerances
     from hostctl.gate_cli import (
@@ -187,6 +188,11 @@ def check_command(
                 budget_s = parse_duration(budget)
             except ValueError as exc:
                 raise GateUsageError(f"--budget {exc}") from None
+            if len(options.shape_sweep(shape)) > 1:
+                raise GateUsageError(
+                    "--shape: one shape per input in a check (both sides run the same "
+                    "inputs); check each shape on its own"
+                )
             try:
                 base = options.build_settings(
                     runs=runs,

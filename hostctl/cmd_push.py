@@ -36,6 +36,7 @@ def run_push(
     chunk_size: int = 64 * 1024,
     attachments: dict[str, Path] | None = None,
     skip_offline: bool = False,
+    repeat: int = 1,
 ) -> "PushOutcome":
     """Connect, push, wait; results are stored as they arrive.
 
@@ -72,6 +73,12 @@ def run_push(
                     on_update=progress.update,
                     on_targets=progress.add,
                     skip_offline=skip_offline,
+                    plan=[
+                        (m, p, None)
+                        for _ in range(repeat)
+                        for m in range(len(models))
+                        for p in range(len(settings) if isinstance(settings, list) else 1)
+                    ],
                 )
         finally:
             session.close()
@@ -132,6 +139,16 @@ def push_command(
     timeout: Annotated[
         float, typer.Option("--timeout", min=1.0, help="Seconds to wait for all results.")
     ] = 600.0,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            "--repeat",
+            min=1,
+            max=100,
+            help="Run each model x setting N times on each device, each time in a fresh "
+            "worker: the several runs a side `hostctl check` wants of a stored baseline.",
+        ),
+    ] = 1,
     label: options.Label = None,
     chunk_size: Annotated[
         int,
@@ -197,6 +214,7 @@ def push_command(
         # A sustained run outlasts the default wait: wait at least as long as the worker may run.
         if settings.sustained_s is not None:
             timeout = max(timeout, settings.effective_timeout() + 60.0)
+        timeout *= repeat  # a device runs the repeats one after the other
         if len(sweep) > 1:
             # one device runs a sweep's jobs one after the other: wait for all of them
             timeout *= len(sweep)
@@ -218,6 +236,7 @@ def push_command(
             chunk_size=chunk_size,
             attachments=attachments,
             skip_offline=skip_offline,
+            repeat=repeat,
         )
     if as_json:
         typer.echo(json_text(outcome.results))

@@ -165,17 +165,19 @@ def test_a_pair_that_does_not_match_is_reported_not_compared(
 ) -> None:
     for threads in ("1", "2"):
         pushed = fleet.host.run(
-            "push", str(chains["chain8"]), "-d", DEVICE, "--threads", threads,
-            "--label", f"t{threads}", *TINY, "--timeout", "90",
+            "push", str(chains["chain8"]), "-d", DEVICE, "--threads", threads, "--repeat", "2",
+            "--label", f"t{threads}", *TINY, "--timeout", "90", "--json",
         )  # fmt: skip
         assert pushed.returncode == 0, pushed.stderr
+        runs = json.loads(pushed.stdout)  # --repeat: two runs, each its own job and worker
+        assert len(runs) == 2 and len({r["job_id"] for r in runs}) == 2
     code, data, err = _check(fleet, "-b", "label=t1", "-c", "label=t2")
     assert code == 2 and data == {}
     (line,) = [x for x in err.splitlines() if x.strip()]
     assert line.startswith("error: nothing to compare")
     assert "threads (1 vs 2)" in line and "--across threads" in line
     code, data, err = _check(fleet, "-b", "label=t1", "-c", "label=t2", "--across", "threads")
-    assert code == 3, err  # one run a side, too short for blocks: no interval
+    assert code == 3, err  # two runs a side, too short for blocks: no interval
     assert data["comparisons"][0]["subject"]["threads"] == {"baseline": "1", "candidate": "2"}
     assert data["unmatched"] == []
     code, _, err = _check(fleet, "-b", "label=nope", "-c", "label=t2")
