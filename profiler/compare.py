@@ -737,9 +737,11 @@ def compare_latency(
 
     Runs that failed, or are flagged throttled or drift, are left out and
     counted in ``excluded``. ``paired`` means baseline[i] and candidate[i] ran
-    next to each other (ABBA): the per-pair ratios are then used when at least
-    6 pairs remain. Otherwise the per-run values when :func:`runs_suffice`,
-    else block statistics inside the runs (the method says which).
+    next to each other (ABBA): the per-pair ratios are used, and with fewer than
+    6 usable pairs there is no interval (never an unpaired fallback, which would
+    let drift between rounds into the effect). Unpaired: the per-run values when
+    :func:`runs_suffice`, else block statistics inside the runs (the method says
+    which).
     """
     if percentile not in _QUANTILES:
         raise ValueError(f"percentile must be one of {', '.join(_QUANTILES)}")
@@ -775,9 +777,23 @@ def compare_latency(
                     ratios,
                     f"Hodges-Lehmann over {len(ratios)} interleaved pairs (signed-rank interval)",
                 ),
-                details={"runs": [len(xs), len(ys)]},
+                details={"runs": [len(xs), len(ys)], "pairs": len(ratios)},
                 **common,
             )
+        # Never fall back to comparing the runs unpaired: the pairing is what keeps
+        # the machine's drift between rounds out of the effect. More rounds decide.
+        lost = min(len(runs_a), len(runs_b)) - len(pairs)
+        return _comparison(
+            metric,
+            RATIO,
+            limit,
+            None,
+            method="none",
+            note=f"{len(pairs)} usable interleaved pairs, 6 needed for an interval "
+            f"({lost} lost to failed or flagged runs)",
+            details={"runs": [len(xs), len(ys)], "pairs": len(pairs)},
+            **common,
+        )
     if runs_suffice(len(xs), len(ys)):
         estimator: Estimator = RankShift(
             xs, ys, f"Hodges-Lehmann over runs ({len(xs)} vs {len(ys)}, Mann-Whitney interval)"

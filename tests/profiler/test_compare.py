@@ -432,3 +432,17 @@ def test_compare_sides_gives_each_metric_its_own_comparison() -> None:
     as_json = [c.to_dict() for c in compare.decide(out)]
     assert as_json[0]["verdict"] in (compare.PASS, compare.INCONCLUSIVE)
     assert as_json[3]["note"] == "no baseline run was evaluated (--eval)"
+
+
+def test_paired_runs_with_too_few_usable_pairs_are_never_compared_unpaired() -> None:
+    base = [result(p50=10.0) for _ in range(8)]
+    cand = [result(p50=10.0 * (1.5 if i < 4 else 1.0)) for i in range(8)]
+    for run in base[:3]:
+        run["flags"] = ["drift"]  # 3 of 8 pairs lost: 5 left
+    c = compare.compare_latency(base, cand, paired=True)
+    assert c.estimator is None and c.ci95 is None
+    assert (
+        c.note
+        == "5 usable interleaved pairs, 6 needed for an interval (3 lost to failed or flagged runs)"
+    )
+    assert compare.decide([c])[0].verdict == "INCONCLUSIVE"
