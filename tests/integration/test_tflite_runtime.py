@@ -219,5 +219,7 @@ def test_the_same_model_on_two_runtimes_gives_two_distinct_sides(fleet: Fleet) -
     p50 = next(c for c in report["comparisons"] if c["metric"] == "latency_p50")
     assert p50["subject"]["runtime"] == {"baseline": "litert", "candidate": "tflite_runtime"}
     assert p50["subject"]["runtime_version"] == {"baseline": LITERT, "candidate": "2.14.0"}
-    assert p50["baseline"] > 0 and p50["candidate"] > 0
-    assert p50["method"].startswith("block medians within runs")  # one run a side
+    # one run a side: blocks inside the runs, unless the run drifted on a loaded runner
+    assert p50["method"].startswith("block medians within runs") or p50["excluded"]
+    first = next(c for c in report["comparisons"] if c["metric"] == "first_inference_ms")
+    assert first["baseline"] > 0 and first["candidate"] > 0  # never left out for drift
