@@ -33,7 +33,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench.agreement import median_ci
 from bench.common import (
     REPO_ROOT,
     BenchError,
@@ -96,11 +95,13 @@ def _profile(model: Path, side: str, loop: LoopSettings, python: str) -> dict[st
 
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:
-    ci = median_ci(values)
+    from profiler.compare import median_interval
+
+    ci = median_interval(values)
     return {
         "median": median(values),
-        "ci95": [ci[0], ci[1]] if ci else None,
-        "coverage": round(ci[2], 4) if ci else None,
+        "ci95": [ci.low, ci.high] if ci else None,
+        "coverage": round(ci.coverage, 4) if ci else None,
         "rounds": list(values),
     }
 

@@ -7,6 +7,15 @@ alike; the models go out once and stay cached. Consecutive jobs form pairs
 While a comparison is still INCONCLUSIVE another round is added, within the
 time budget; each further round doubles the pairs.
 
+**The models are cached before the first round.** An agent runs a job as soon
+as its files are there: sent together with the transfer, every run of a model
+the device already holds would run first, while the other downloads (A A A A
+... B B B B), and the "pairs" would straddle the transfer. So the check first
+sends one short run of each side (``LABEL:warmup``, never compared), and only
+then the interleaved rounds. As a second guard, a pair whose two runs did not
+run back to back on the device (their recorded start times say so) is left out
+and counted.
+
 **Repeated looks spend the error rate.** Looking at the data after every round
 and stopping when it decides would, left alone, let noise reach a verdict it
 would not reach at a fixed size. Look k is judged at family-wise level
@@ -47,6 +56,19 @@ p-value is 2 / 2**n)."""
 MIN_PAIRS = 4
 """The smallest further round: fewer pairs would not move a verdict."""
 
+WARMUP_SETTINGS: dict[str, Any] = {
+    "runs": 1,
+    "warmup": 0,
+    "min_seconds": 0.0,
+    "warmup_seconds": 0.0,
+    "keep_samples": False,
+    "cool_down": False,
+    "sustained_s": None,
+    "per_op": False,
+}
+"""What the warm-up run of each side changes in its settings: one inference (the
+files it brings, eval and inputs data included, are what matters)."""
+
 
 @dataclass(frozen=True)
 class LiveSide:
@@ -73,6 +95,10 @@ class LiveOutcome:
     """The family-wise level of each look."""
     interrupted: bool = False
     """Ctrl-C stopped the waiting (the jobs sent go on on their devices)."""
+    warmup_s: float = 0.0
+    """Seconds the warm-up runs took (the models' transfer and one run of each)."""
+    not_back_to_back: int = 0
+    """Pairs left out because their two runs did not run one after the other."""
 
     def lost_lines(self) -> list[str]:
         """One line per device whose runs gave no result, with how many and why."""
@@ -99,6 +125,8 @@ class LiveOutcome:
             "stopped": self.stopped,
             "looks_alpha": self.looks,
             "interrupted": self.interrupted,
+            "warmup_s": round(self.warmup_s, 1),
+            "pairs_not_back_to_back": self.not_back_to_back,
             "failures": [
                 {"device": f.device_id, "model": f.model, "state": f.state, "reason": f.reason}
                 for f in self.failures
@@ -143,22 +171,45 @@ def _plan(
     return models, settings, [index[side] for side in order]
 
 
+def _started(doc: dict[str, Any] | None) -> float | None:
+    """When a run started on its device (wall clock, as the result records it)."""
+    if not isinstance(doc, dict):
+        return None
+    env = doc.get("env")
+    before = env.get("before") if isinstance(env, dict) else None
+    value = before.get("time") if isinstance(before, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None
+    return float(value)
+
+
 def _pairs_of(
     jobs: Sequence[Job], order: Sequence[str]
-) -> dict[str, list[tuple[dict[str, Any] | None, dict[str, Any] | None]]]:
-    """Per device, the (baseline, candidate) result documents of each pair, in order."""
+) -> tuple[dict[str, list[tuple[dict[str, Any] | None, dict[str, Any] | None]]], int]:
+    """Per device, the (baseline, candidate) result documents of each pair, in order,
+    and how many pairs were left out because their runs did not run back to back
+    (another run of the round started between them, by the recorded start times)."""
     by_device: dict[str, list[Job]] = {}
     for job in jobs:
         by_device.setdefault(job.device_id, []).append(job)
     out: dict[str, list[tuple[dict[str, Any] | None, dict[str, Any] | None]]] = {}
+    apart = 0
     for device_id, device_jobs in by_device.items():
-        pairs = []
+        starts = sorted(t for t in (_started(j.result) for j in device_jobs) if t is not None)
+        pairs: list[tuple[dict[str, Any] | None, dict[str, Any] | None]] = []
         for i in range(0, len(order) - 1, 2):
             first, second = device_jobs[i], device_jobs[i + 1]
             a, b = (first, second) if order[i] == "A" else (second, first)
+            t1, t2 = sorted((_started(first.result) or 0.0, _started(second.result) or 0.0))
+            if _started(first.result) is not None and _started(second.result) is not None:
+                between = sum(1 for t in starts if t1 < t < t2)
+                if between:
+                    apart += 1
+                    pairs.append((None, None))
+                    continue
             pairs.append((a.result, b.result))
         out[device_id] = pairs
-    return out
+    return out, apart
 
 
 def _subjects(
@@ -255,14 +306,13 @@ def run_live(
 
     targets = max(1, len(devices)) if not (tags or all_devices) else 1
     next_pairs = max(first_pairs, fewest_pairs(comparisons_per_device * targets, ALPHA / 2))
-    round_s = 0.0
-    while True:
-        order = abba(outcome.pairs, next_pairs)
-        models, settings, plan = _plan(order, baseline, candidate, label)
-        if on_round is not None:
-            on_round(outcome.rounds + 1, next_pairs)
-        round_started = time.monotonic()
-        result: PushOutcome = push(
+
+    def round_push(
+        models: list[Path],
+        settings: list[dict[str, Any]],
+        plan: list[tuple[int, int, str | None]],
+    ) -> PushOutcome:
+        return push(
             session,
             store,
             key,
@@ -280,22 +330,54 @@ def run_live(
             on_update=on_update,
             on_targets=on_targets,
         )
-        round_s = time.monotonic() - round_started
-        outcome.rounds += 1
-        outcome.pairs += next_pairs
-        outcome.failures.extend(result.failures)
+
+    def unreachable_error(result: PushOutcome) -> None:
         unreachable = [f for f in result.failures if f.fatal and f.model is None]
-        if outcome.rounds == 1 and (unreachable or not result.jobs):
+        if unreachable or not result.jobs:
             # an offline or unknown target: the check could not cover what was asked
             reason = "; ".join(f"{f.device_id}: {f.state}: {f.reason}" for f in unreachable)
             raise HostctlError(
                 f"cannot check on every target ({reason or 'no target'}); "
                 "give reachable devices, or --skip-offline with --tag/--all"
             )
+
+    # Warm-up: one short run of each side brings the files to every device, so that
+    # the interleaved rounds run in the order they were sent.
+    if on_round is not None:
+        on_round(0, 0)
+    warm = [
+        LiveSide(side.model, {**side.settings, **WARMUP_SETTINGS}) for side in (baseline, candidate)
+    ]
+    models, settings, plan = _plan("AB", warm[0], warm[1], label)
+    result = round_push(models, settings, [(m, p, f"{label}:warmup") for m, p, _ in plan])
+    outcome.warmup_s = time.monotonic() - started
+    if result.interrupted:
+        outcome.interrupted = True
+        outcome.stopped = "stopped by Ctrl-C (the jobs sent go on on their devices)"
+        outcome.elapsed_s = outcome.warmup_s
+        return outcome
+    unreachable_error(result)
+    outcome.failures.extend(f for f in result.failures if f.model is not None)
+    round_s = 0.0
+    while True:
+        order = abba(outcome.pairs, next_pairs)
+        models, settings, plan = _plan(order, baseline, candidate, label)
+        if on_round is not None:
+            on_round(outcome.rounds + 1, next_pairs)
+        round_started = time.monotonic()
+        result = round_push(models, settings, plan)
+        round_s = time.monotonic() - round_started
+        outcome.rounds += 1
+        outcome.pairs += next_pairs
+        outcome.failures.extend(result.failures)
+        if outcome.rounds == 1:
+            unreachable_error(result)
         if not result.jobs:
             outcome.stopped = "the last round reached no device"
             break
-        for device_id, device_pairs in _pairs_of(result.jobs, order).items():
+        round_pairs, apart = _pairs_of(result.jobs, order)
+        outcome.not_back_to_back += apart
+        for device_id, device_pairs in round_pairs.items():
             pairs.setdefault(device_id, []).extend(device_pairs)
         if result.interrupted:
             outcome.interrupted = True

@@ -130,10 +130,13 @@ class RoundProgress:
         for job in jobs:
             self.jobs[job.job_id] = job.device_id
             counts[job.device_id] = counts.get(job.device_id, 0) + 1
+        what = (
+            "warm-up: the models' transfer and one run of each"
+            if self.round == 0
+            else f"runs, round {self.round} ({self.pairs} ABBA pairs)"
+        )
         for device_id, n in counts.items():
-            self.tasks[device_id] = self.progress.add_task(
-                f"runs, round {self.round} ({self.pairs} ABBA pairs)", total=n, device=device_id
-            )
+            self.tasks[device_id] = self.progress.add_task(what, total=n, device=device_id)
 
     def update(self, job: Job) -> None:
         if job.done and job.job_id not in self.done and job.job_id in self.jobs:

@@ -75,9 +75,12 @@ def gate_table(report: GateReport) -> RenderableType:
         live = report.live
         if notes:
             notes.append("\n")
+        apart = live.get("pairs_not_back_to_back") or 0
         notes.append(
             f"live: {live.get('rounds')} round(s), {live.get('pairs_per_device')} ABBA pairs per "
-            f"device in {live.get('elapsed_s')} s; {live.get('stopped')}",
+            f"device in {live.get('elapsed_s')} s (warm-up {live.get('warmup_s', 0)} s); "
+            f"{live.get('stopped')}"
+            + (f"; {apart} pair(s) left out: their runs did not run back to back" if apart else ""),
             style="dim",
         )
     if notes:

@@ -238,12 +238,19 @@ def build_onnx_tiny() -> bytes:
     return model_bytes(graph)
 
 
-def build_onnx_matmul_chain(layers: int, width: int = 128, *, seed: int = 0) -> bytes:
-    """input [1, width] float32 through ``layers`` x (MatMul width x width, Tanh): the
-    work, and so the latency, grows in proportion to ``layers``; the regression
-    gate's model pairs (a candidate with 15 % more layers is about 15 % slower)."""
+def build_onnx_matmul_chain(
+    layers: int, width: int = 128, *, batch: int = 1, seed: int = 0
+) -> bytes:
+    """input [batch, width] float32 through ``layers`` x (MatMul width x width, Tanh):
+    the work, and so the latency, grows in proportion to ``layers``; the regression
+    gate's model pairs. With ``batch`` 1 each weight is read once per inference (the
+    chain is bound by memory once its weights outgrow the caches); a larger batch
+    reuses every weight ``batch`` times, so the chain is bound by arithmetic and a
+    candidate with 15 % more layers is about 15 % slower."""
     if layers < 1:
         raise ValueError("layers must be at least 1")
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
     rng = np.random.default_rng(seed)
     nodes = []
     inits = []
@@ -258,8 +265,8 @@ def build_onnx_matmul_chain(layers: int, width: int = 128, *, seed: int = 0) -> 
     graph = helper.make_graph(
         nodes,
         f"edgeprof_chain_{layers}x{width}",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, width])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, width])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, width])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, width])],
         initializer=inits,
     )
     return model_bytes(graph)

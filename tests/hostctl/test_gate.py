@@ -382,7 +382,8 @@ def test_live_pairs_map_back_to_their_sides_and_lost_runs_are_named(tmp_path: Pa
     order = abba(0, 2)  # A B B A
     docs = [doc(1.0, job="a1"), doc(2.0, job="b1", sha="b" * 64), None, doc(1.0, job="a2")]
     jobs = [SimpleNamespace(device_id="pi-01", result=d) for d in docs]
-    pairs = _pairs_of(jobs, order)  # type: ignore[arg-type]
+    pairs, apart = _pairs_of(jobs, order)  # type: ignore[arg-type]
+    assert apart == 0
     assert [(a and a["job_id"], b and b["job_id"]) for a, b in pairs["pi-01"]] == [
         ("a1", "b1"),
         ("a2", None),  # the second B timed out: that pair is incomplete
@@ -396,6 +397,49 @@ def test_live_pairs_map_back_to_their_sides_and_lost_runs_are_named(tmp_path: Pa
     lines = outcome.lost_lines()
     assert lines[0].startswith("pi-01: 1 run(s) without a result (timed_out")
     assert lines[1].startswith("pi-02: no pair of results (failed: worker crashed")
+
+
+def test_a_pair_whose_runs_did_not_run_back_to_back_is_left_out_and_counted() -> None:
+    """An agent runs a job once its files are there: a model it holds runs at once
+    while the other downloads. A "pair" with other runs between its two is not a pair."""
+    from types import SimpleNamespace
+
+    from hostctl.live import _pairs_of, _subjects
+
+    def run(value: float, job: str, started: float, sha: str = "a" * 64) -> dict[str, Any]:
+        d = doc(value, job=job, sha=sha)
+        d["env"] = {"before": {"time": started}}
+        return d
+
+    b = "b" * 64
+    # A B B A A B B A sent, but every A ran first (B was downloading): no pair is one
+    starts = {"a1": 1, "a2": 2, "a3": 3, "a4": 4, "b1": 5, "b2": 6, "b3": 7, "b4": 8}
+    sent = ["a1", "b1", "b2", "a2", "a3", "b3", "b4", "a4"]
+
+    def jobs() -> list[Any]:
+        return [
+            SimpleNamespace(
+                device_id="pi-01",
+                result=run(
+                    1.0 if j[0] == "a" else 2.0, j, starts[j], "a" * 64 if j[0] == "a" else b
+                ),
+            )
+            for j in sent
+        ]
+
+    pairs, apart = _pairs_of(jobs(), abba(0, 4))
+    assert apart == 4 and _subjects(pairs) == []
+    # the last two pairs overlap (a3 b3 with a4 between; b4 a4 with b3 between)
+    starts = {"a1": 1, "b1": 2, "b2": 3, "a2": 4, "a3": 5, "a4": 6, "b3": 7, "b4": 8}
+    pairs, apart = _pairs_of(jobs(), abba(0, 4))
+    kept = [(x and x["job_id"], y and y["job_id"]) for x, y in pairs["pi-01"]]
+    assert apart == 2 and kept == [("a1", "b1"), ("a2", "b2"), (None, None), (None, None)]
+    (subject,) = _subjects(pairs)
+    assert [r.job_id for r in subject.candidate] == ["b1", "b2"]
+    # in the order they were sent, every pair stays
+    starts = {j: i for i, j in enumerate(sent)}
+    pairs, apart = _pairs_of(jobs(), abba(0, 4))
+    assert apart == 0 and len(_subjects(pairs)[0].baseline) == 4
 
 
 def test_the_first_round_has_enough_pairs_for_its_first_look() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from hostctl.live import abba
 from modelkit.onnx_build import build_onnx_matmul_chain
 from tests.integration.fleet_support import TINY, Fleet, online_fleet
 
@@ -50,6 +51,14 @@ def _check(fleet: Fleet, *args: str, timeout: float = 400.0) -> tuple[int, dict[
     done = fleet.host.run("check", *args, "--json", timeout=timeout)
     data = json.loads(done.stdout) if done.stdout.strip() else {}
     return done.returncode, data, done.stderr
+
+
+def _results(fleet: Fleet, *args: str) -> list[dict[str, Any]]:
+    done = fleet.host.run("results", "--no-collect", *args, "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert isinstance(data, list)
+    return data
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +109,18 @@ def test_a_live_check_of_a_clearly_slower_candidate_fails_with_exit_1_and_a_juni
     assert data["live"]["pairs_per_device"] in (8, 16, 32)
     runs = data["live"]["pairs_per_device"]
     assert len(data["runs"]["baseline"]) == len(data["runs"]["candidate"]) == runs
+    # ... and ran in the order they were sent, although chain16 had to be transferred
+    # first (a warm-up run of each side brings the files; stored, never compared)
+    started = sorted(
+        (doc["env"]["before"]["time"], role)
+        for role in ("baseline", "candidate")
+        for doc in data["runs"][role]
+    )
+    sides = "".join("A" if role == "baseline" else "B" for _, role in started)
+    assert sides == "".join(abba(0, runs)), sides
+    assert data["live"]["pairs_not_back_to_back"] == 0
+    warm = _results(fleet, "--label", f"{data['live']['label']}:warmup")
+    assert sorted(r["model"]["name"] for r in warm) == ["chain16.onnx", "chain8.onnx"]
     root = ET.parse(junit).getroot()
     failures = [c for c in root.iter("testcase") if c.find("failure") is not None]
     assert failures and root.get("failures") == str(len(failures))
