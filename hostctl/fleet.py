@@ -854,10 +854,12 @@ def push(
     canceled (Ctrl-C) ones. A list of `settings` is a sweep: one job per device x
     model x setting (each file is still transferred once).
 
-    `plan` lists each device's jobs in the order they are sent (a device runs them in
-    that order) as (model index, settings index, label) triples (a label of None:
-    `label`); an entry may repeat (the gate's interleaved ABBA rounds). Without it:
-    every model x setting, once.
+    `plan` lists each device's jobs in the order they are sent as (model index,
+    settings index, label) triples (a label of None: `label`); an entry may repeat
+    (the gate's interleaved ABBA rounds). A device runs them in that order once their
+    files are there: a job whose files it holds does not wait for one whose files are
+    still downloading (the live check sends a warm-up run first for that reason).
+    Without it: every model x setting, once.
     """
     sweep = [settings] if isinstance(settings, dict) else list(settings)
     blobs = [_model_blob(Path(m), chunk_size) for m in models]

@@ -230,10 +230,14 @@ def live_report(
     if outcome.interrupted:
         from hostctl.cmdutil import info_line
 
+        labels = (
+            f"label {label}:warmup"
+            if outcome.rounds == 0
+            else f"labels {label}:baseline and {label}:candidate"
+        )
         info_line(
             "stopped waiting (Ctrl-C): no verdict; the jobs sent go on on their devices, "
-            f"`hostctl collect` fetches their results (labels {label}:baseline and "
-            f"{label}:candidate)"
+            f"`hostctl collect` fetches their results ({labels})"
         )
         raise typer.Exit(130)
     live = outcome.summary()

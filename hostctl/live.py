@@ -97,8 +97,10 @@ class LiveOutcome:
     """Ctrl-C stopped the waiting (the jobs sent go on on their devices)."""
     warmup_s: float = 0.0
     """Seconds the warm-up runs took (the models' transfer and one run of each)."""
-    not_back_to_back: int = 0
-    """Pairs left out because their two runs did not run one after the other."""
+    not_back_to_back: dict[str, int] = field(default_factory=dict)
+    """Per device, pairs left out because their two runs did not run one after the other."""
+    warmup_failures: list[Failure] = field(default_factory=list)
+    """Warm-up runs without a result (not lost runs: the device's pairs say what it gave)."""
 
     def lost_lines(self) -> list[str]:
         """One line per device whose runs gave no result, with how many and why."""
@@ -107,6 +109,12 @@ class LiveOutcome:
             by_device.setdefault(f.device_id, []).append(f)
         checked = {s.key[0] for s in self.subjects}
         lines = []
+        for device_id, apart in sorted(self.not_back_to_back.items()):
+            if apart and device_id not in checked and device_id not in by_device:
+                lines.append(
+                    f"{device_id}: no pair of results ({apart} pair(s) left out: their runs "
+                    "did not run back to back, as when the device lacked a model's file)"
+                )
         for device_id, failures in sorted(by_device.items()):
             reasons = sorted({f"{f.state}: {f.reason}" for f in failures})
             what = (
@@ -126,7 +134,11 @@ class LiveOutcome:
             "looks_alpha": self.looks,
             "interrupted": self.interrupted,
             "warmup_s": round(self.warmup_s, 1),
-            "pairs_not_back_to_back": self.not_back_to_back,
+            "pairs_not_back_to_back": sum(self.not_back_to_back.values()),
+            "warmup_failures": [
+                {"device": f.device_id, "model": f.model, "state": f.state, "reason": f.reason}
+                for f in self.warmup_failures
+            ],
             "failures": [
                 {"device": f.device_id, "model": f.model, "state": f.state, "reason": f.reason}
                 for f in self.failures
@@ -171,44 +183,71 @@ def _plan(
     return models, settings, [index[side] for side in order]
 
 
-def _started(doc: dict[str, Any] | None) -> float | None:
-    """When a run started on its device (wall clock, as the result records it)."""
-    if not isinstance(doc, dict):
+def _steady_start(doc: dict[str, Any] | None) -> float | None:
+    """When a run's steady state started, on the device's CLOCK_MONOTONIC (ns)."""
+    phases = doc.get("phases") if isinstance(doc, dict) else None
+    steady = phases.get("steady") if isinstance(phases, dict) else None
+    if not isinstance(steady, dict) or steady.get("clock") != "CLOCK_MONOTONIC":
         return None
-    env = doc.get("env")
+    return _number(steady.get("start_ns"))
+
+
+def _wall_start(doc: dict[str, Any] | None) -> float | None:
+    """When a run started, on the device's wall clock, as its environment records it."""
+    env = doc.get("env") if isinstance(doc, dict) else None
     before = env.get("before") if isinstance(env, dict) else None
-    value = before.get("time") if isinstance(before, dict) else None
+    return _number(before.get("time")) if isinstance(before, dict) else None
+
+
+def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         return None
     return float(value)
 
 
+def _start_times(jobs: Sequence[Job]) -> list[float | None]:
+    """The start of each job's run on one device: the monotonic clock when every run
+    that has a steady state records it (immune to clock steps), else the wall clock.
+    None for a run without one (no result, or an error before any timing)."""
+    docs = [job.result for job in jobs]
+    mono = [_steady_start(d) for d in docs]
+    timed = [d for d in docs if isinstance(d, dict) and d.get("phases")]
+    if timed and all(_steady_start(d) is not None for d in timed):
+        return mono
+    return [_wall_start(d) for d in docs]
+
+
 def _pairs_of(
     jobs: Sequence[Job], order: Sequence[str]
-) -> tuple[dict[str, list[tuple[dict[str, Any] | None, dict[str, Any] | None]]], int]:
+) -> tuple[dict[str, list[tuple[dict[str, Any] | None, dict[str, Any] | None]]], dict[str, int]]:
     """Per device, the (baseline, candidate) result documents of each pair, in order,
-    and how many pairs were left out because their runs did not run back to back
-    (another run of the round started between them, by the recorded start times)."""
+    and per device how many pairs were left out because their runs did not run back
+    to back: another run of the round started between them, by the start times the
+    results record. A pair with a run of unknown start (no result, an error before
+    any timing) is kept: the comparison counts what it lacks."""
     by_device: dict[str, list[Job]] = {}
     for job in jobs:
         by_device.setdefault(job.device_id, []).append(job)
     out: dict[str, list[tuple[dict[str, Any] | None, dict[str, Any] | None]]] = {}
-    apart = 0
+    apart: dict[str, int] = {}
     for device_id, device_jobs in by_device.items():
-        starts = sorted(t for t in (_started(j.result) for j in device_jobs) if t is not None)
+        times = _start_times(device_jobs)
+        known = sorted(t for t in times if t is not None)
         pairs: list[tuple[dict[str, Any] | None, dict[str, Any] | None]] = []
+        left_out = 0
         for i in range(0, len(order) - 1, 2):
             first, second = device_jobs[i], device_jobs[i + 1]
             a, b = (first, second) if order[i] == "A" else (second, first)
-            t1, t2 = sorted((_started(first.result) or 0.0, _started(second.result) or 0.0))
-            if _started(first.result) is not None and _started(second.result) is not None:
-                between = sum(1 for t in starts if t1 < t < t2)
-                if between:
-                    apart += 1
+            t1, t2 = times[i], times[i + 1]
+            if t1 is not None and t2 is not None:
+                low, high = min(t1, t2), max(t1, t2)
+                if any(low < t < high for t in known):
+                    left_out += 1
                     pairs.append((None, None))
                     continue
             pairs.append((a.result, b.result))
         out[device_id] = pairs
+        apart[device_id] = left_out
     return out, apart
 
 
@@ -301,16 +340,13 @@ def run_live(
     outcome = LiveOutcome([], [])
     pairs: dict[str, list[tuple[dict[str, Any] | None, dict[str, Any] | None]]] = {}
     settled: dict[tuple[str, str], Comparison] = {}
-    # the first look can decide only with enough pairs for its share of alpha
     from profiler.compare import ALPHA
-
-    targets = max(1, len(devices)) if not (tags or all_devices) else 1
-    next_pairs = max(first_pairs, fewest_pairs(comparisons_per_device * targets, ALPHA / 2))
 
     def round_push(
         models: list[Path],
         settings: list[dict[str, Any]],
-        plan: list[tuple[int, int, str | None]],
+        plan: Sequence[tuple[int, int, str | None]],
+        targets: tuple[Sequence[str], Sequence[str], bool],
     ) -> PushOutcome:
         return push(
             session,
@@ -318,9 +354,9 @@ def run_live(
             key,
             models=models,
             settings=settings,
-            devices=devices,
-            tags=tags,
-            all_devices=all_devices,
+            devices=targets[0],
+            tags=targets[1],
+            all_devices=targets[2],
             label=label,
             timeout=round_timeout,
             chunk_size=chunk_size,
@@ -349,15 +385,21 @@ def run_live(
         LiveSide(side.model, {**side.settings, **WARMUP_SETTINGS}) for side in (baseline, candidate)
     ]
     models, settings, plan = _plan("AB", warm[0], warm[1], label)
-    result = round_push(models, settings, [(m, p, f"{label}:warmup") for m, p, _ in plan])
+    warm_plan = [(m, p, f"{label}:warmup") for m, p, _ in plan]
+    result = round_push(models, settings, warm_plan, (devices, tags, all_devices))
     outcome.warmup_s = time.monotonic() - started
     if result.interrupted:
         outcome.interrupted = True
-        outcome.stopped = "stopped by Ctrl-C (the jobs sent go on on their devices)"
+        outcome.stopped = "stopped by Ctrl-C during the warm-up (its jobs go on on their devices)"
         outcome.elapsed_s = outcome.warmup_s
         return outcome
     unreachable_error(result)
-    outcome.failures.extend(f for f in result.failures if f.model is not None)
+    outcome.warmup_failures.extend(f for f in result.failures if f.model is not None)
+    # The rounds go to the devices the warm-up reached, and no other (a device of a
+    # --tag that was offline then would get its rounds without the files); the first
+    # look can decide only with enough pairs for its share of alpha over all of them.
+    reached = sorted({job.device_id for job in result.jobs})
+    next_pairs = max(first_pairs, fewest_pairs(comparisons_per_device * len(reached), ALPHA / 2))
     round_s = 0.0
     while True:
         order = abba(outcome.pairs, next_pairs)
@@ -365,7 +407,7 @@ def run_live(
         if on_round is not None:
             on_round(outcome.rounds + 1, next_pairs)
         round_started = time.monotonic()
-        result = round_push(models, settings, plan)
+        result = round_push(models, settings, plan, (reached, (), False))
         round_s = time.monotonic() - round_started
         outcome.rounds += 1
         outcome.pairs += next_pairs
@@ -376,7 +418,8 @@ def run_live(
             outcome.stopped = "the last round reached no device"
             break
         round_pairs, apart = _pairs_of(result.jobs, order)
-        outcome.not_back_to_back += apart
+        for device_id, n in apart.items():
+            outcome.not_back_to_back[device_id] = outcome.not_back_to_back.get(device_id, 0) + n
         for device_id, device_pairs in round_pairs.items():
             pairs.setdefault(device_id, []).extend(device_pairs)
         if result.interrupted:

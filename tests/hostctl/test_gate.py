@@ -383,7 +383,7 @@ def test_live_pairs_map_back_to_their_sides_and_lost_runs_are_named(tmp_path: Pa
     docs = [doc(1.0, job="a1"), doc(2.0, job="b1", sha="b" * 64), None, doc(1.0, job="a2")]
     jobs = [SimpleNamespace(device_id="pi-01", result=d) for d in docs]
     pairs, apart = _pairs_of(jobs, order)  # type: ignore[arg-type]
-    assert apart == 0
+    assert apart == {"pi-01": 0}
     assert [(a and a["job_id"], b and b["job_id"]) for a, b in pairs["pi-01"]] == [
         ("a1", "b1"),
         ("a2", None),  # the second B timed out: that pair is incomplete
@@ -404,7 +404,7 @@ def test_a_pair_whose_runs_did_not_run_back_to_back_is_left_out_and_counted() ->
     while the other downloads. A "pair" with other runs between its two is not a pair."""
     from types import SimpleNamespace
 
-    from hostctl.live import _pairs_of, _subjects
+    from hostctl.live import LiveOutcome, _pairs_of, _subjects
 
     def run(value: float, job: str, started: float, sha: str = "a" * 64) -> dict[str, Any]:
         d = doc(value, job=job, sha=sha)
@@ -428,18 +428,32 @@ def test_a_pair_whose_runs_did_not_run_back_to_back_is_left_out_and_counted() ->
         ]
 
     pairs, apart = _pairs_of(jobs(), abba(0, 4))
-    assert apart == 4 and _subjects(pairs) == []
+    assert apart == {"pi-01": 4} and _subjects(pairs) == []
+    outcome = LiveOutcome([], [], not_back_to_back=apart)
+    assert outcome.lost_lines() == [
+        "pi-01: no pair of results (4 pair(s) left out: their runs did not run back to back, "
+        "as when the device lacked a model's file)"
+    ]
     # the last two pairs overlap (a3 b3 with a4 between; b4 a4 with b3 between)
     starts = {"a1": 1, "b1": 2, "b2": 3, "a2": 4, "a3": 5, "a4": 6, "b3": 7, "b4": 8}
     pairs, apart = _pairs_of(jobs(), abba(0, 4))
     kept = [(x and x["job_id"], y and y["job_id"]) for x, y in pairs["pi-01"]]
-    assert apart == 2 and kept == [("a1", "b1"), ("a2", "b2"), (None, None), (None, None)]
+    assert apart == {"pi-01": 2}
+    assert kept == [("a1", "b1"), ("a2", "b2"), (None, None), (None, None)]
     (subject,) = _subjects(pairs)
     assert [r.job_id for r in subject.candidate] == ["b1", "b2"]
     # in the order they were sent, every pair stays
     starts = {j: i for i, j in enumerate(sent)}
     pairs, apart = _pairs_of(jobs(), abba(0, 4))
-    assert apart == 0 and len(_subjects(pairs)[0].baseline) == 4
+    assert apart == {"pi-01": 0} and len(_subjects(pairs)[0].baseline) == 4
+    # the device's monotonic clock, where every run records it, over a wall clock that
+    # stepped (NTP on a board without a real-time clock) between b1 and b2
+    stepped = jobs()
+    for i, job in enumerate(stepped):
+        job.result["phases"] = {"steady": {"clock": "CLOCK_MONOTONIC", "start_ns": i * 10**9}}
+        job.result["env"]["before"]["time"] = i + (0 if i < 2 else -100)
+    pairs, apart = _pairs_of(stepped, abba(0, 4))
+    assert apart == {"pi-01": 0}
 
 
 def test_the_first_round_has_enough_pairs_for_its_first_look() -> None:
@@ -448,3 +462,62 @@ def test_the_first_round_has_enough_pairs_for_its_first_look() -> None:
     assert fewest_pairs(2, 0.025) == FIRST_PAIRS == 8  # p50 + p90 on one device
     assert fewest_pairs(4, 0.025) == 9  # two devices: 2 / 2**8 > 0.025 / 4
     assert 2 / 2 ** fewest_pairs(20, 0.025) <= 0.025 / 20 < 2 / 2 ** (fewest_pairs(20, 0.025) - 1)
+
+
+def test_a_live_check_warms_up_then_sends_its_rounds_to_the_devices_the_warm_up_reached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_live over a stand-in for the fleet's push (a unit test of the rounds): the
+    warm-up goes to the tag, the rounds to the two devices it reached, sized for both;
+    a warm-up run without a result is named, not a lost run."""
+    from types import SimpleNamespace
+
+    import hostctl.fleet
+    from hostctl.fleet import Failure, PushOutcome
+    from hostctl.live import LiveSide, fewest_pairs, run_live
+    from profiler.compare import FAIL, Tolerances
+
+    calls: list[dict[str, Any]] = []
+    clock = iter(range(10**6))
+
+    def fake_push(*_: Any, **kw: Any) -> PushOutcome:
+        calls.append(kw)
+        targets = ["pi-01", "pi-02"] if kw["tags"] == ("lab",) else list(kw["devices"])
+        jobs, failures = [], []
+        for device in targets:
+            for m, _s, job_label in kw["plan"]:
+                if job_label.endswith(":warmup") and device == "pi-02" and m == 1:
+                    failures.append(Failure(device, "b.onnx", "timed_out", "no result"))
+                    continue
+                d = doc(1.0 if m == 0 else 1.5, device=device, sha="ab"[m] * 64)
+                d["env"] = {"before": {"time": float(next(clock))}}
+                jobs.append(SimpleNamespace(device_id=device, result=d))
+        return PushOutcome([j.result for j in jobs], failures, jobs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hostctl.fleet, "push", fake_push)
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+    outcome = run_live(
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        baseline=LiveSide(a, {"runs": 50}),
+        candidate=LiveSide(b, {"runs": 50}),
+        tolerances=Tolerances(),
+        tags=("lab",),
+        label="L",
+        budget_s=60,
+        round_timeout=60,
+    )
+    warm, first = calls[0], calls[1]
+    assert warm["tags"] == ("lab",) and [p[2] for p in warm["plan"]] == ["L:warmup"] * 2
+    assert warm["settings"][0]["runs"] == 1 and warm["settings"][0]["min_seconds"] == 0
+    assert first["devices"] == ["pi-01", "pi-02"] and first["tags"] == ()
+    assert not first["all_devices"]
+    assert len(first["plan"]) == 2 * fewest_pairs(4, 0.025) == 18  # 9 pairs, 2 devices
+    assert {p[2] for p in first["plan"]} == {"L:baseline", "L:candidate"}
+    assert [f.device_id for f in outcome.warmup_failures] == ["pi-02"]
+    assert outcome.lost_lines() == [] and outcome.stopped == "a comparison FAILed"
+    assert {c.verdict for c in outcome.comparisons} == {FAIL}
+    assert outcome.summary()["warmup_failures"][0]["state"] == "timed_out"
