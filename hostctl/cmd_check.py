@@ -213,6 +213,11 @@ def check_command(
                 )
             except ValueError as exc:
                 raise GateUsageError(options.option_names(str(exc))) from None
+            if tolerances.max_accuracy_drop is not None and eval_data is None:
+                raise GateUsageError(
+                    "--max-accuracy-drop: a live check measures top-1 only with --eval DATA.npz "
+                    "(labelled data); give it, or leave the option out"
+                )
             attachments = {
                 kind: path for kind, path in (("eval", eval_data), ("inputs", inputs)) if path
             }

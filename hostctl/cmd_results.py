@@ -117,7 +117,18 @@ def results_command(
                 until=until,
                 limit=limit,
             )
+            # a live check stores LABEL:baseline / LABEL:candidate / LABEL:warmup
+            roles = (
+                [r for r in ("baseline", "candidate") if store.query(label=f"{label}:{r}", limit=1)]
+                if label and not docs
+                else []
+            )
     _print(docs, OutputFormat.json if as_json else output, include_errors=include_errors)
+    if roles and not as_json and output is OutputFormat.table:
+        info_line(
+            f"a check labelled {label} stored its runs as "
+            + " and ".join(f"--label {label}:{r}" for r in roles)
+        )
 
 
 def _print(docs: list[dict[str, Any]], fmt: OutputFormat, *, include_errors: bool) -> None:

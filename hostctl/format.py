@@ -135,24 +135,33 @@ def ratio(
     *,
     lower: str = "faster",
     higher: str = "slower",
+    limit: float | None = None,
 ) -> str:
     """A ratio candidate/baseline in words: "1.31× slower [1.25–1.38]", "1.10× faster",
     "same". For a ratio below 1 the factor shown is its inverse (0.5 → "2.00× faster"),
-    and so is the interval, so the words and the numbers agree."""
+    and so is the interval, so the words and the numbers agree. An interval that holds
+    1 has no direction: the ratio and its interval are shown as they are ("1.01× [0.99–
+    1.05]"). With ``limit``, a bound that two decimals would show equal to the limit
+    gets a third, so the table shows on which side of the limit it lies."""
     v = number(value)
     if v is None or v <= 0:
         return DASH
     bounds = Interval.read(ci) if ci is not None and not isinstance(ci, Interval) else ci
+
+    def span(lo: float, hi: float) -> str:
+        digits = 2
+        if limit is not None and any(
+            f"{b:.2f}" == f"{limit:.2f}" and abs(b - limit) > 1e-12 for b in (lo, hi)
+        ):
+            digits = 3
+        return f" [{lo:.{digits}f}–{hi:.{digits}f}]"
+
     if abs(v - 1.0) < 0.005:
-        text = "same"
-        if bounds is not None:
-            text += f" [{bounds.lo:.2f}–{bounds.hi:.2f}]"
-        return text
+        return "same" + (span(bounds.lo, bounds.hi) if bounds is not None else "")
+    if bounds is not None and bounds.lo <= 1.0 <= bounds.hi:
+        return f"{v:.2f}×" + span(bounds.lo, bounds.hi)
     if v > 1:
-        text = f"{v:.2f}× {higher}"
-        if bounds is not None:
-            text += f" [{bounds.lo:.2f}–{bounds.hi:.2f}]"
-        return text
+        return f"{v:.2f}× {higher}" + (span(bounds.lo, bounds.hi) if bounds is not None else "")
     text = f"{1 / v:.2f}× {lower}"
     if bounds is not None and bounds.lo > 0:
         text += f" [{1 / bounds.hi:.2f}–{1 / bounds.lo:.2f}]"

@@ -121,8 +121,13 @@ def parse_side(text: str, role: str) -> SideSpec:
         if key == "jobs":
             key = "job"
         if key not in FILTER_KEYS or not value:
+            keys, what = (
+                (LIVE_KEYS, "setting of a model file")
+                if path is not None and path.suffix.lower() in MODEL_SUFFIXES
+                else (FILTER_KEYS, "selection key")
+            )
             raise GateUsageError(
-                f"{role} {text!r}: unknown selection key {key!r} (keys: {', '.join(FILTER_KEYS)})"
+                f"{role} {text!r}: unknown {what} {key!r} (keys: {', '.join(keys)})"
                 if key not in FILTER_KEYS
                 else f"{role} {text!r}: {key}= needs a value"
             )
@@ -599,7 +604,7 @@ def effect_text(c: Comparison) -> str:
         return text
     lower, higher = _ratio_words(c.metric)
     ci = None if c.exact else c.ci95
-    return fmt.ratio(c.estimate, ci, lower=lower, higher=higher)
+    return fmt.ratio(c.estimate, ci, lower=lower, higher=higher, limit=c.limit)
 
 
 def limit_text(c: Comparison) -> str:
@@ -694,12 +699,20 @@ def why(c: Comparison) -> str | None:
 
 
 def parse_percent(text: str, option: str) -> float:
-    """``"5%"`` (or ``"5"``) as 0.05; GateUsageError naming ``option`` otherwise."""
-    value = text.strip().removesuffix("%").strip()
+    """``"5%"`` (or a whole ``"5"``) as 0.05; GateUsageError naming ``option``
+    otherwise. A bare fraction (``0.05``, ``1.05``) is refused: read as a percentage it
+    would be a tolerance of almost nothing, read as a ratio it is not what we take."""
+    stripped = text.strip()
+    value = stripped.removesuffix("%").strip()
     try:
         number = float(value)
     except ValueError:
         raise GateUsageError(f"{option} {text!r}: give a percentage like 5%") from None
+    if not stripped.endswith("%") and math.isfinite(number) and not number.is_integer():
+        raise GateUsageError(
+            f"{option} {text!r}: give a percentage with its % sign, e.g. 5% "
+            f"(a bare {value} would be {value} %, not a ratio)"
+        )
     if not math.isfinite(number) or number < 0 or number > 1000:
         raise GateUsageError(f"{option} {text!r}: give a percentage between 0% and 1000%")
     return number / 100.0
@@ -732,6 +745,11 @@ def build_tolerances(
 
     limits = {"p50": 0.05, "p90": 0.05}
     for text in max_regression or ():
+        if "," in text:
+            raise GateUsageError(
+                f"--max-regression {text!r}: one value per option, e.g. "
+                "--max-regression 5% --max-regression p90=10%"
+            )
         name, sep, value = text.partition("=")
         if not sep:
             limits = {p: parse_percent(text, "--max-regression") for p in limits}

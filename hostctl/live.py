@@ -56,6 +56,10 @@ p-value is 2 / 2**n)."""
 MIN_PAIRS = 4
 """The smallest further round: fewer pairs would not move a verdict."""
 
+FIXED_METRICS = frozenset({"accuracy_top1", "model_size"})
+"""Comparisons that more rounds cannot narrow: top-1 comes from the first evaluated
+run of each side (more eval data would narrow it), the size is exact."""
+
 WARMUP_SETTINGS: dict[str, Any] = {
     "runs": 1,
     "warmup": 0,
@@ -251,6 +255,30 @@ def _pairs_of(
     return out, apart
 
 
+def _baseline_must_run(jobs: Sequence[Job]) -> None:
+    """After the warm-up: a baseline that fails on a device leaves nothing to compare
+    there (a failing candidate is a regression the rounds will show): stop at once."""
+    seen: set[str] = set()
+    for job in jobs:
+        if job.device_id in seen:
+            continue
+        seen.add(job.device_id)  # the first job of a device is the baseline's
+        if job.result is None:
+            continue
+        from protocol.result import ResultError, read_result
+
+        try:
+            run = read_result(job.result)
+        except ResultError:
+            continue
+        if not run.ok and run.error is not None:
+            raise HostctlError(
+                f"the baseline failed on {job.device_id} in the warm-up "
+                f"({run.error.code}: {run.error.message}): the check cannot measure it; "
+                "fix the model or the options and run it again"
+            )
+
+
 def _subjects(
     pairs: dict[str, list[tuple[dict[str, Any] | None, dict[str, Any] | None]]],
 ) -> list[Subject]:
@@ -395,6 +423,7 @@ def run_live(
         return outcome
     unreachable_error(result)
     outcome.warmup_failures.extend(f for f in result.failures if f.model is not None)
+    _baseline_must_run(result.jobs)
     # The rounds go to the devices the warm-up reached, and no other (a device of a
     # --tag that was offline then would get its rounds without the files); the first
     # look can decide only with enough pairs for its share of alpha over all of them.
@@ -441,6 +470,13 @@ def run_live(
             break
         if INCONCLUSIVE not in verdicts:
             outcome.stopped = "every comparison is decided"
+            break
+        open_metrics = {c.metric for c in outcome.comparisons if c.verdict == INCONCLUSIVE}
+        if open_metrics <= FIXED_METRICS:
+            outcome.stopped = (
+                f"more rounds cannot decide {', '.join(sorted(open_metrics))} (top-1 is "
+                "measured once a side: more eval data would narrow it)"
+            )
             break
         # Each further round doubles the pairs (as many as the budget has room for):
         # looks grow geometrically, so their spent levels shrink no faster than the

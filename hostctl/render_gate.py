@@ -95,6 +95,11 @@ def gate_table(report: GateReport) -> RenderableType:
             detail += f", {len(report.unmatched)} unmatched"
         if report.lost:
             detail += f", {len(report.lost)} device(s) with lost runs"
-        line.append(f"  {detail} (Holm across {len(report.comparisons)} comparisons, α = 5 %)")
+        family = sum(1 for c in report.comparisons if c.p_value is not None and not c.exact)
+        exact = sum(1 for c in report.comparisons if c.exact)
+        holm = f"Holm across {family} tested comparison(s), α = 5 %" if family else "no interval"
+        if exact:
+            holm += f"; {exact} exact (size, failed runs)"
+        line.append(f"  {detail} ({holm})")
         parts.append(line)
     return Group(*parts)

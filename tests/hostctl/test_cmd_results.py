@@ -108,3 +108,14 @@ def test_prune_errors_removes_only_error_results(db: Path) -> None:
     assert _jobs(db) == ["job-a", "job-b"]
     bare = runner.invoke(app, ["--db", str(db), "results", "prune"])
     assert bare.exit_code == 2 and "--errors" in bare.stderr
+
+
+def test_a_check_label_alone_points_to_its_baseline_and_candidate_labels(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    with ResultStore(path) as store:
+        for i, role in enumerate(("baseline", "candidate", "warmup")):
+            store.add({**_doc(f"job-{i}", "m.onnx"), "label": f"live1:{role}"})
+    out = runner.invoke(app, ["--db", str(path), "results", "--no-collect", "--label", "live1"])
+    assert out.exit_code == 0
+    assert "no stored results match" in out.stderr
+    assert "--label live1:baseline and --label live1:candidate" in out.stderr

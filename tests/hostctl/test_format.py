@@ -46,6 +46,13 @@ def test_ratios_read_as_words_that_agree_with_their_numbers() -> None:
     assert fmt.ratio(1.001) == "same"
     assert fmt.ratio(1.2, higher="larger", lower="smaller") == "1.20× larger"
     assert fmt.ratio(None) == fmt.ratio(0) == "—"
+    # an interval holding 1 has no direction: the ratio as it is, not "1.43× faster [0.79–2.44]"
+    assert fmt.ratio(0.7, [0.41, 1.27]) == "0.70× [0.41–1.27]"
+    assert fmt.ratio(1.01, [0.99, 1.05]) == "1.01× [0.99–1.05]"
+    # a bound two decimals would show equal to the limit gets a third
+    assert fmt.ratio(1.01, [0.99, 1.0471], limit=1.05) == "1.01× [0.990–1.047]"
+    assert fmt.ratio(1.2, [1.0522, 1.3], limit=1.05) == "1.20× slower [1.052–1.300]"
+    assert fmt.ratio(1.2, [1.1, 1.3], limit=1.05) == "1.20× slower [1.10–1.30]"
 
 
 def test_shapes() -> None:

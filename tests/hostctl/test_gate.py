@@ -464,32 +464,36 @@ def test_the_first_round_has_enough_pairs_for_its_first_look() -> None:
     assert 2 / 2 ** fewest_pairs(20, 0.025) <= 0.025 / 20 < 2 / 2 ** (fewest_pairs(20, 0.025) - 1)
 
 
-def test_a_live_check_warms_up_then_sends_its_rounds_to_the_devices_the_warm_up_reached(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """run_live over a stand-in for the fleet's push (a unit test of the rounds): the
-    warm-up goes to the tag, the rounds to the two devices it reached, sized for both;
-    a warm-up run without a result is named, not a lost run."""
+def _live(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make: Any,
+    **kw: Any,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """run_live over a stand-in for the fleet's push (a unit test of the rounds):
+    ``make(device, model_index, label)`` gives each job's result document, or None for
+    a job that gave none (a timed-out Failure)."""
     from types import SimpleNamespace
 
     import hostctl.fleet
     from hostctl.fleet import Failure, PushOutcome
-    from hostctl.live import LiveSide, fewest_pairs, run_live
-    from profiler.compare import FAIL, Tolerances
+    from hostctl.live import LiveSide, run_live
+    from profiler.compare import Tolerances
 
     calls: list[dict[str, Any]] = []
     clock = iter(range(10**6))
 
-    def fake_push(*_: Any, **kw: Any) -> PushOutcome:
-        calls.append(kw)
-        targets = ["pi-01", "pi-02"] if kw["tags"] == ("lab",) else list(kw["devices"])
+    def fake_push(*_: Any, **push_kw: Any) -> PushOutcome:
+        calls.append(push_kw)
+        tagged = push_kw["tags"] == ("lab",)
+        targets = ["pi-01", "pi-02"] if tagged else list(push_kw["devices"])
         jobs, failures = [], []
         for device in targets:
-            for m, _s, job_label in kw["plan"]:
-                if job_label.endswith(":warmup") and device == "pi-02" and m == 1:
-                    failures.append(Failure(device, "b.onnx", "timed_out", "no result"))
+            for m, _s, job_label in push_kw["plan"]:
+                d = make(device, m, job_label)
+                if d is None:
+                    failures.append(Failure(device, "ab"[m] + ".onnx", "timed_out", "no result"))
                     continue
-                d = doc(1.0 if m == 0 else 1.5, device=device, sha="ab"[m] * 64)
                 d["env"] = {"before": {"time": float(next(clock))}}
                 jobs.append(SimpleNamespace(device_id=device, result=d))
         return PushOutcome([j.result for j in jobs], failures, jobs)  # type: ignore[arg-type]
@@ -498,18 +502,39 @@ def test_a_live_check_warms_up_then_sends_its_rounds_to_the_devices_the_warm_up_
     a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
     a.write_bytes(b"a")
     b.write_bytes(b"b")
+    options: dict[str, Any] = {
+        "tolerances": Tolerances(),
+        "devices": ("pi-01",),
+        "label": "L",
+        "budget_s": 60,
+        "round_timeout": 60,
+        **kw,
+    }
     outcome = run_live(
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         baseline=LiveSide(a, {"runs": 50}),
         candidate=LiveSide(b, {"runs": 50}),
-        tolerances=Tolerances(),
-        tags=("lab",),
-        label="L",
-        budget_s=60,
-        round_timeout=60,
+        **options,
     )
+    return outcome, calls
+
+
+def test_a_live_check_warms_up_then_sends_its_rounds_to_the_devices_the_warm_up_reached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warm-up goes to the tag, the rounds to the two devices it reached, sized for
+    both; a warm-up run without a result is named, not a lost run."""
+    from hostctl.live import fewest_pairs
+    from profiler.compare import FAIL
+
+    def make(device: str, m: int, label: str) -> dict[str, Any] | None:
+        if label.endswith(":warmup") and device == "pi-02" and m == 1:
+            return None
+        return doc(1.0 if m == 0 else 1.5, device=device, sha="ab"[m] * 64)
+
+    outcome, calls = _live(tmp_path, monkeypatch, make, devices=(), tags=("lab",))
     warm, first = calls[0], calls[1]
     assert warm["tags"] == ("lab",) and [p[2] for p in warm["plan"]] == ["L:warmup"] * 2
     assert warm["settings"][0]["runs"] == 1 and warm["settings"][0]["min_seconds"] == 0
@@ -521,3 +546,75 @@ def test_a_live_check_warms_up_then_sends_its_rounds_to_the_devices_the_warm_up_
     assert outcome.lost_lines() == [] and outcome.stopped == "a comparison FAILed"
     assert {c.verdict for c in outcome.comparisons} == {FAIL}
     assert outcome.summary()["warmup_failures"][0]["state"] == "timed_out"
+
+
+def test_a_baseline_that_fails_its_warm_up_stops_the_check_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every run would fail: no rounds, no budget spent, one line (exit 2)."""
+    from hostctl.errors import HostctlError
+
+    def make(device: str, m: int, label: str) -> dict[str, Any] | None:
+        return doc(1.0, device=device, sha="ab"[m] * 64, status="error" if m == 0 else "ok")
+
+    with pytest.raises(
+        HostctlError, match=r"the baseline failed on pi-01 in the warm-up \(x: boom\)"
+    ):
+        _live(tmp_path, monkeypatch, make)
+
+
+def test_rounds_stop_when_only_top1_is_undecided(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Top-1 comes from one evaluated run a side: more rounds cannot narrow it."""
+    from profiler.compare import INCONCLUSIVE, PASS, Tolerances
+
+    def make(device: str, m: int, label: str) -> dict[str, Any] | None:
+        d = doc(1.0 + 0.001 * m, device=device, sha="ab"[m] * 64)
+        d["accuracy"] = {"top1": 0.5, "n": 40}
+        return d
+
+    tolerances = Tolerances(max_regression=0.5, max_accuracy_drop=0.01)
+    outcome, calls = _live(tmp_path, monkeypatch, make, tolerances=tolerances, budget_s=10**6)
+    verdicts = {c.metric: c.verdict for c in outcome.comparisons}
+    assert verdicts["accuracy_top1"] == INCONCLUSIVE
+    assert verdicts["latency_p50"] == PASS
+    assert len(calls) == 2  # the warm-up and one round
+    assert outcome.stopped.startswith("more rounds cannot decide accuracy_top1")
+
+
+def test_a_bare_fraction_is_not_taken_for_a_tolerance() -> None:
+    assert gate.parse_percent("5", "--max-regression") == pytest.approx(0.05)
+    assert gate.parse_percent("2.5%", "--max-regression") == pytest.approx(0.025)
+    for text in ("0.05", "1.05"):
+        with pytest.raises(gate.GateUsageError, match=r"with its % sign, e\.g\. 5%"):
+            gate.parse_percent(text, "--max-regression")
+    with pytest.raises(gate.GateUsageError, match="one value per option"):
+        gate.build_tolerances(max_regression=["5%,p90=10%"])
+
+
+def test_a_typo_in_a_model_side_names_the_settings_a_model_file_takes(tmp_path: Path) -> None:
+    model = tmp_path / "a.onnx"
+    model.write_bytes(b"x")
+    with pytest.raises(gate.GateUsageError) as err:
+        gate.parse_side(f"{model},thread=1", "baseline")
+    assert "unknown setting of a model file 'thread' (keys: runtime, provider, threads)" in str(
+        err.value
+    )
+    with pytest.raises(gate.GateUsageError, match="unknown selection key 'lable'"):
+        gate.parse_side("lable=x", "baseline")
+
+
+def test_a_live_accuracy_limit_without_eval_data_is_a_usage_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hostctl.cli import app
+
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+    argv = ["--db", str(tmp_path / "r.sqlite"), "check", "-b", str(a), "-c", str(b),
+            "--device", "pi-01", "--max-accuracy-drop", "1pt"]  # fmt: skip
+    out = CliRunner().invoke(app, argv)
+    assert out.exit_code == 2, out.output
+    assert "--max-accuracy-drop: a live check measures top-1 only with --eval" in out.stderr
