@@ -227,3 +227,27 @@ def test_a_postgresql_store_serves_a_check(
     assert code == done.returncode, err
     assert _figures(in_postgres) == _figures(in_sqlite)
     reset(postgres_db)
+
+
+def test_a_baseline_that_cannot_run_stops_the_check_after_the_warm_up(
+    fleet: Fleet, chains: dict[str, Path], tmp_path: Path
+) -> None:
+    """Eval data that does not fit the model: every run would fail, so the check says so
+    after the warm-up (exit 2, the device's reason) instead of spending its budget."""
+    import numpy as np
+
+    data = tmp_path / "digits.npz"
+    np.savez(data, x=np.zeros((10, 8, 8, 1), np.float32), y=np.zeros(10, np.int64))
+    code, _, err = _check(
+        fleet,
+        "--baseline", str(chains["chain8"]),
+        "--candidate", str(chains["chain16"]),
+        "--device", DEVICE,
+        "--eval", str(data),
+        "--budget", "10m",
+        *FAST,
+        timeout=120,
+    )  # fmt: skip
+    assert code == 2, err
+    assert f"the baseline failed on {DEVICE} in the warm-up (" in err
+    assert "fix the model or the options" in err
