@@ -120,11 +120,11 @@ def results_command(
             # a live check stores LABEL:baseline / LABEL:candidate / LABEL:warmup
             roles = (
                 [r for r in ("baseline", "candidate") if store.query(label=f"{label}:{r}", limit=1)]
-                if label and not docs
+                if label and not docs and not as_json and output is OutputFormat.table
                 else []
             )
     _print(docs, OutputFormat.json if as_json else output, include_errors=include_errors)
-    if roles and not as_json and output is OutputFormat.table:
+    if roles:
         info_line(
             f"a check labelled {label} stored its runs as "
             + " and ".join(f"--label {label}:{r}" for r in roles)

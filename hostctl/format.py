@@ -136,29 +136,31 @@ def ratio(
     lower: str = "faster",
     higher: str = "slower",
     limit: float | None = None,
+    undirected: bool = False,
 ) -> str:
     """A ratio candidate/baseline in words: "1.31× slower [1.25–1.38]", "1.10× faster",
     "same". For a ratio below 1 the factor shown is its inverse (0.5 → "2.00× faster"),
-    and so is the interval, so the words and the numbers agree. An interval that holds
-    1 has no direction: the ratio and its interval are shown as they are ("1.01× [0.99–
-    1.05]"). With ``limit``, a bound that two decimals would show equal to the limit
-    gets a third, so the table shows on which side of the limit it lies."""
+    and so is the interval, so the words and the numbers agree. With ``undirected``
+    (the gate's lines), an interval that holds 1 has no direction: the ratio and its
+    interval are shown as they are ("1.01× [0.99–1.05]"). With ``limit``, a bound that
+    the limit's precision would show equal to the limit gets one more decimal, so the
+    line shows on which side of the limit it lies."""
     v = number(value)
     if v is None or v <= 0:
         return DASH
     bounds = Interval.read(ci) if ci is not None and not isinstance(ci, Interval) else ci
 
     def span(lo: float, hi: float) -> str:
-        digits = 2
+        digits = 2 if limit is None else max(2, limit_digits(limit))
         if limit is not None and any(
-            f"{b:.2f}" == f"{limit:.2f}" and abs(b - limit) > 1e-12 for b in (lo, hi)
+            f"{b:.{digits}f}" == f"{limit:.{digits}f}" and abs(b - limit) > 1e-12 for b in (lo, hi)
         ):
-            digits = 3
+            digits += 1
         return f" [{lo:.{digits}f}–{hi:.{digits}f}]"
 
     if abs(v - 1.0) < 0.005:
         return "same" + (span(bounds.lo, bounds.hi) if bounds is not None else "")
-    if bounds is not None and bounds.lo <= 1.0 <= bounds.hi:
+    if undirected and bounds is not None and bounds.lo <= 1.0 <= bounds.hi:
         return f"{v:.2f}×" + span(bounds.lo, bounds.hi)
     if v > 1:
         return f"{v:.2f}× {higher}" + (span(bounds.lo, bounds.hi) if bounds is not None else "")
@@ -166,6 +168,14 @@ def ratio(
     if bounds is not None and bounds.lo > 0:
         text += f" [{1 / bounds.hi:.2f}–{1 / bounds.lo:.2f}]"
     return text
+
+
+def limit_digits(limit: float) -> int:
+    """Decimals that show a ratio limit exactly (1.05 → 2, 1.025 → 3), at most 4."""
+    for digits in range(2, 5):
+        if abs(round(limit, digits) - limit) < 1e-9:
+            return digits
+    return 4
 
 
 def shapes(input_shapes: Mapping[str, Sequence[int]]) -> str:

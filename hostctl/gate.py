@@ -604,7 +604,7 @@ def effect_text(c: Comparison) -> str:
         return text
     lower, higher = _ratio_words(c.metric)
     ci = None if c.exact else c.ci95
-    return fmt.ratio(c.estimate, ci, lower=lower, higher=higher, limit=c.limit)
+    return fmt.ratio(c.estimate, ci, lower=lower, higher=higher, limit=c.limit, undirected=True)
 
 
 def limit_text(c: Comparison) -> str:
@@ -615,7 +615,7 @@ def limit_text(c: Comparison) -> str:
         return "limit: as often as the baseline"
     if c.kind == "drop":
         return f"limit {fmt.points(-c.limit)}"
-    return f"limit {c.limit:.2f}×"
+    return f"limit {c.limit:.{fmt.limit_digits(c.limit)}f}×"
 
 
 def figure_text(c: Comparison, value: float | None) -> str:
@@ -699,22 +699,22 @@ def why(c: Comparison) -> str | None:
 
 
 def parse_percent(text: str, option: str) -> float:
-    """``"5%"`` (or a whole ``"5"``) as 0.05; GateUsageError naming ``option``
-    otherwise. A bare fraction (``0.05``, ``1.05``) is refused: read as a percentage it
-    would be a tolerance of almost nothing, read as a ratio it is not what we take."""
+    """``"5%"`` (or a bare ``"5"``, ``"2.5"``) as 0.05; GateUsageError naming ``option``
+    otherwise. A bare fraction below 2 (``0.05``, ``1.05``) is refused: read as a
+    percentage it is a tolerance of almost nothing, and it looks like a ratio."""
     stripped = text.strip()
     value = stripped.removesuffix("%").strip()
     try:
         number = float(value)
     except ValueError:
         raise GateUsageError(f"{option} {text!r}: give a percentage like 5%") from None
-    if not stripped.endswith("%") and math.isfinite(number) and not number.is_integer():
+    if not math.isfinite(number) or number < 0 or number > 1000:
+        raise GateUsageError(f"{option} {text!r}: give a percentage between 0% and 1000%")
+    if not stripped.endswith("%") and number < 2 and not number.is_integer():
         raise GateUsageError(
             f"{option} {text!r}: give a percentage with its % sign, e.g. 5% "
             f"(a bare {value} would be {value} %, not a ratio)"
         )
-    if not math.isfinite(number) or number < 0 or number > 1000:
-        raise GateUsageError(f"{option} {text!r}: give a percentage between 0% and 1000%")
     return number / 100.0
 
 

@@ -56,6 +56,21 @@ p-value is 2 / 2**n)."""
 MIN_PAIRS = 4
 """The smallest further round: fewer pairs would not move a verdict."""
 
+STANDING_ERRORS = frozenset(
+    {
+        "not_found",
+        "unsupported_format",
+        "bad_model",
+        "custom_op",
+        "runtime_missing",
+        "dynamic_shape",
+        "bad_input",
+        "bad_eval_data",
+    }
+)
+"""Error codes of a run that every later run of the same model and options would repeat
+(a crash, a timeout or running out of memory may not: those the rounds measure)."""
+
 FIXED_METRICS = frozenset({"accuracy_top1", "model_size"})
 """Comparisons that more rounds cannot narrow: top-1 comes from the first evaluated
 run of each side (more eval data would narrow it), the size is exact."""
@@ -256,13 +271,16 @@ def _pairs_of(
 
 
 def _baseline_must_run(jobs: Sequence[Job]) -> None:
-    """After the warm-up: a baseline that fails on a device leaves nothing to compare
-    there (a failing candidate is a regression the rounds will show): stop at once."""
+    """After the warm-up: a baseline whose run fails on a device in a way every run would
+    repeat (:data:`STANDING_ERRORS`) leaves nothing to compare there (a failing
+    candidate is a regression the rounds will show): stop at once. ``jobs`` are the
+    warm-up's, every job of it in plan order ("AB": a device's first is the
+    baseline's), those without a result included (fleet.push returns them all)."""
     seen: set[str] = set()
     for job in jobs:
         if job.device_id in seen:
             continue
-        seen.add(job.device_id)  # the first job of a device is the baseline's
+        seen.add(job.device_id)
         if job.result is None:
             continue
         from protocol.result import ResultError, read_result
@@ -271,10 +289,12 @@ def _baseline_must_run(jobs: Sequence[Job]) -> None:
             run = read_result(job.result)
         except ResultError:
             continue
-        if not run.ok and run.error is not None:
+        if not run.ok and run.error is not None and run.error.code in STANDING_ERRORS:
+            lines = run.error.message.strip().splitlines() or [""]
+            message = lines[0][:200] + ("…" if len(lines[0]) > 200 or len(lines) > 1 else "")
             raise HostctlError(
                 f"the baseline failed on {job.device_id} in the warm-up "
-                f"({run.error.code}: {run.error.message}): the check cannot measure it; "
+                f"({run.error.code}: {message}): the check cannot measure it; "
                 "fix the model or the options and run it again"
             )
 
@@ -474,8 +494,8 @@ def run_live(
         open_metrics = {c.metric for c in outcome.comparisons if c.verdict == INCONCLUSIVE}
         if open_metrics <= FIXED_METRICS:
             outcome.stopped = (
-                f"more rounds cannot decide {', '.join(sorted(open_metrics))} (top-1 is "
-                "measured once a side: more eval data would narrow it)"
+                f"more rounds would hardly decide {', '.join(sorted(open_metrics))} (top-1 "
+                "is measured once a side: more eval data would narrow it)"
             )
             break
         # Each further round doubles the pairs (as many as the budget has room for):

@@ -47,10 +47,15 @@ def test_ratios_read_as_words_that_agree_with_their_numbers() -> None:
     assert fmt.ratio(1.2, higher="larger", lower="smaller") == "1.20× larger"
     assert fmt.ratio(None) == fmt.ratio(0) == "—"
     # an interval holding 1 has no direction: the ratio as it is, not "1.43× faster [0.79–2.44]"
-    assert fmt.ratio(0.7, [0.41, 1.27]) == "0.70× [0.41–1.27]"
-    assert fmt.ratio(1.01, [0.99, 1.05]) == "1.01× [0.99–1.05]"
-    # a bound two decimals would show equal to the limit gets a third
-    assert fmt.ratio(1.01, [0.99, 1.0471], limit=1.05) == "1.01× [0.990–1.047]"
+    assert fmt.ratio(0.7, [0.41, 1.27], undirected=True) == "0.70× [0.41–1.27]"
+    assert fmt.ratio(1.01, [0.99, 1.05], undirected=True) == "1.01× [0.99–1.05]"
+    assert fmt.ratio(0.7, [0.41, 1.27]) == "1.43× faster [0.79–2.44]"  # study tables
+    # a bound the limit's precision would show equal to the limit gets one more decimal
+    assert fmt.ratio(1.01, [0.99, 1.0471], limit=1.05, undirected=True) == "1.01× [0.990–1.047]"
+    assert fmt.ratio(1.01, [0.99, 1.0246], limit=1.025, undirected=True) == (
+        "1.01× [0.9900–1.0246]"
+    )
+    assert fmt.limit_digits(1.05) == 2 and fmt.limit_digits(1.025) == 3
     assert fmt.ratio(1.2, [1.0522, 1.3], limit=1.05) == "1.20× slower [1.052–1.300]"
     assert fmt.ratio(1.2, [1.1, 1.3], limit=1.05) == "1.20× slower [1.10–1.30]"
 

@@ -491,12 +491,13 @@ def _live(
         for device in targets:
             for m, _s, job_label in push_kw["plan"]:
                 d = make(device, m, job_label)
-                if d is None:
+                if d is None:  # as fleet.push: the job is there, without a result
                     failures.append(Failure(device, "ab"[m] + ".onnx", "timed_out", "no result"))
-                    continue
-                d["env"] = {"before": {"time": float(next(clock))}}
+                else:
+                    d["env"] = {"before": {"time": float(next(clock))}}
                 jobs.append(SimpleNamespace(device_id=device, result=d))
-        return PushOutcome([j.result for j in jobs], failures, jobs)  # type: ignore[arg-type]
+        docs = [j.result for j in jobs if j.result is not None]
+        return PushOutcome(docs, failures, jobs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(hostctl.fleet, "push", fake_push)
     a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
@@ -551,16 +552,27 @@ def test_a_live_check_warms_up_then_sends_its_rounds_to_the_devices_the_warm_up_
 def test_a_baseline_that_fails_its_warm_up_stops_the_check_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every run would fail: no rounds, no budget spent, one line (exit 2)."""
+    """A failure every run would repeat: no rounds, no budget spent, one line (exit 2).
+    A crash may not repeat: the rounds go on and measure."""
     from hostctl.errors import HostctlError
 
-    def make(device: str, m: int, label: str) -> dict[str, Any] | None:
-        return doc(1.0, device=device, sha="ab"[m] * 64, status="error" if m == 0 else "ok")
+    def failing(code: str, message: str) -> Any:
+        def make(device: str, m: int, label: str) -> dict[str, Any] | None:
+            d = doc(1.0 + m, device=device, sha="ab"[m] * 64)
+            if m == 0 and label.endswith(":warmup"):
+                d.update(status="error", error={"code": code, "message": message})
+            return d
 
-    with pytest.raises(
-        HostctlError, match=r"the baseline failed on pi-01 in the warm-up \(x: boom\)"
-    ):
-        _live(tmp_path, monkeypatch, make)
+        return make
+
+    hostile = "no such input 'x'\n\x1b[31mFAKE: every check PASSED" + "!" * 500
+    with pytest.raises(HostctlError) as err:
+        _live(tmp_path, monkeypatch, failing("bad_input", hostile))
+    line = str(err.value)
+    assert "the baseline failed on pi-01 in the warm-up (bad_input: no such input 'x'…)" in line
+    assert "\n" not in line and "FAKE" not in line
+    outcome, calls = _live(tmp_path, monkeypatch, failing("crashed", "worker died [SIGKILL]"))
+    assert len(calls) == 2 and outcome.stopped == "a comparison FAILed"
 
 
 def test_rounds_stop_when_only_top1_is_undecided(
@@ -580,12 +592,15 @@ def test_rounds_stop_when_only_top1_is_undecided(
     assert verdicts["accuracy_top1"] == INCONCLUSIVE
     assert verdicts["latency_p50"] == PASS
     assert len(calls) == 2  # the warm-up and one round
-    assert outcome.stopped.startswith("more rounds cannot decide accuracy_top1")
+    assert outcome.stopped.startswith("more rounds would hardly decide accuracy_top1")
 
 
 def test_a_bare_fraction_is_not_taken_for_a_tolerance() -> None:
     assert gate.parse_percent("5", "--max-regression") == pytest.approx(0.05)
     assert gate.parse_percent("2.5%", "--max-regression") == pytest.approx(0.025)
+    assert gate.parse_percent("2.5", "--max-regression") == pytest.approx(0.025)
+    with pytest.raises(gate.GateUsageError, match="between 0% and 1000%"):
+        gate.parse_percent("-1", "--max-regression")
     for text in ("0.05", "1.05"):
         with pytest.raises(gate.GateUsageError, match=r"with its % sign, e\.g\. 5%"):
             gate.parse_percent(text, "--max-regression")
