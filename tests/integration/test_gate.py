@@ -53,6 +53,11 @@ def _check(fleet: Fleet, *args: str, timeout: float = 400.0) -> tuple[int, dict[
     return done.returncode, data, done.stderr
 
 
+def _slower(chains: dict[str, Path]) -> list[str]:
+    """A live check of chain16 (twice the work) against chain8 on the test device."""
+    return ["-b", str(chains["chain8"]), "-c", str(chains["chain16"]), "--device", DEVICE]
+
+
 def _results(fleet: Fleet, *args: str) -> list[dict[str, Any]]:
     done = fleet.host.run("results", "--no-collect", *args, "--json")
     assert done.returncode == 0, done.stderr
@@ -90,14 +95,8 @@ def test_a_live_check_of_a_clearly_slower_candidate_fails_with_exit_1_and_a_juni
 ) -> None:
     junit, markdown = tmp_path / "gate.xml", tmp_path / "gate.md"
     code, data, err = _check(
-        fleet,
-        "--baseline", str(chains["chain8"]),
-        "--candidate", str(chains["chain16"]),
-        "--device", DEVICE,
-        "--junit", str(junit),
-        "--markdown", str(markdown),
-        *FAST,
-    )  # fmt: skip
+        fleet, *_slower(chains), "--junit", str(junit), "--markdown", str(markdown), *FAST
+    )
     assert code == 1, err
     assert data["verdict"] == "FAIL"
     p50 = next(c for c in data["comparisons"] if c["metric"] == "latency_p50")
@@ -239,15 +238,8 @@ def test_a_baseline_that_cannot_run_stops_the_check_after_the_warm_up(
     data = tmp_path / "digits.npz"
     np.savez(data, x=np.zeros((10, 8, 8, 1), np.float32), y=np.zeros(10, np.int64))
     code, _, err = _check(
-        fleet,
-        "--baseline", str(chains["chain8"]),
-        "--candidate", str(chains["chain16"]),
-        "--device", DEVICE,
-        "--eval", str(data),
-        "--budget", "10m",
-        *FAST,
-        timeout=120,
-    )  # fmt: skip
+        fleet, *_slower(chains), "--eval", str(data), "--budget", "10m", *FAST, timeout=120
+    )
     assert code == 2, err
     assert f"the baseline failed on {DEVICE} in the warm-up (" in err
     assert "fix the model or the options" in err
