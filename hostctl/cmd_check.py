@@ -173,7 +173,7 @@ def check_command(
     )
 
     glob = global_options(ctx)
-    with check_errors():
+    with check_errors("edgeprof.check/1" if as_json else None):
         tolerances = build_tolerances(
             max_regression=max_regression or (),
             max_memory_growth=max_memory_growth,

@@ -49,7 +49,7 @@ def compare_command(
     from hostctl.gate_cli import check_errors, emit, parse_sides, report_from_results
 
     glob = global_options(ctx)
-    with check_errors():
+    with check_errors("edgeprof.compare/1" if as_json else None):
         a, b = parse_sides(baseline, candidate, across or [])
         if a.live:
             raise GateUsageError(

@@ -34,33 +34,39 @@ def parse_sides(baseline: str, candidate: str, across: list[str]) -> tuple[SideS
 
 
 @contextmanager
-def check_errors() -> Iterator[None]:
+def check_errors(json_schema: str | None = None) -> Iterator[None]:
     """Every error of a check that could not run becomes one red line and exit code 2,
     so CI never reads a broken check (a dead broker, a side selecting nothing) as the
-    candidate's FAIL (exit 1)."""
-    from hostctl.cmdutil import error_line
+    candidate's FAIL (exit 1). With ``json_schema`` (``--json``), stdout also gets
+    ``{"schema", "verdict": "ERROR", "exit_code": 2, "error"}``, so a job that parses
+    stdout reads why."""
+    from hostctl.cmdutil import error_line, json_text
     from hostctl.errors import HostctlError
     from hostctl.gate import EXIT_USAGE
     from profiler.errors import ProfilerError
     from protocol.errors import ProtocolError
 
+    def fail(message: str) -> typer.Exit:
+        error_line(message)
+        if json_schema is not None:
+            doc = {"schema": json_schema, "verdict": "ERROR", "exit_code": EXIT_USAGE}
+            typer.echo(json_text({**doc, "error": message}))
+        return typer.Exit(EXIT_USAGE)
+
     try:
         yield
     except (HostctlError, ProtocolError) as exc:
-        error_line(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
+        raise fail(str(exc)) from None
     except ProfilerError as exc:
-        error_line(exc.message)
-        raise typer.Exit(EXIT_USAGE) from None
+        raise fail(exc.message) from None
     except (typer.Exit, KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:
         first = (str(exc).splitlines() or [""])[0]
-        error_line(
+        raise fail(
             f"the check could not run: {type(exc).__name__}: {first} (with -v, the log "
             "says more; please report it)"
-        )
-        raise typer.Exit(EXIT_USAGE) from None
+        ) from None
 
 
 def report_from_results(

@@ -633,3 +633,23 @@ def test_a_live_accuracy_limit_without_eval_data_is_a_usage_error(tmp_path: Path
     out = CliRunner().invoke(app, argv)
     assert out.exit_code == 2, out.output
     assert "--max-accuracy-drop: a live check measures top-1 only with --eval" in out.stderr
+
+
+def test_a_check_that_cannot_run_says_why_in_its_json_too(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from hostctl.cli import app
+
+    db = ["--db", str(tmp_path / "r.sqlite")]
+    out = CliRunner().invoke(app, [*db, "check", "-b", "lable=x", "-c", "label=y", "--json"])
+    assert out.exit_code == 2
+    doc = json.loads(out.stdout)
+    assert doc["verdict"] == "ERROR" and doc["exit_code"] == 2
+    assert doc["schema"] == "edgeprof.check/1" and "unknown selection key 'lable'" in doc["error"]
+    assert "unknown selection key 'lable'" in out.stderr  # and the line on stderr, as always
+    out = CliRunner().invoke(app, [*db, "compare", "nothing", "here", "--json"])
+    assert out.exit_code == 2 and json.loads(out.stdout)["schema"] == "edgeprof.compare/1"
+    out = CliRunner().invoke(app, [*db, "compare", "nothing", "here"])
+    assert out.exit_code == 2 and out.stdout == ""

@@ -192,7 +192,7 @@ def test_a_pair_that_does_not_match_is_reported_not_compared(
         runs = json.loads(pushed.stdout)  # --repeat: two runs, each its own job and worker
         assert len(runs) == 2 and len({r["job_id"] for r in runs}) == 2
     code, data, err = _check(fleet, "-b", "label=t1", "-c", "label=t2")
-    assert code == 2 and data == {}
+    assert code == 2 and data["verdict"] == "ERROR" and data["error"].startswith("nothing to")
     (line,) = [x for x in err.splitlines() if x.strip()]
     assert line.startswith("error: nothing to compare")
     assert "threads (1 vs 2)" in line and "--across threads" in line
