@@ -790,7 +790,7 @@ def compare_latency(
             None,
             method="none",
             note=f"{len(pairs)} usable interleaved pairs, 6 needed for an interval "
-            f"({lost} lost to failed or flagged runs)",
+            f"({lost} of the pairs with both results lost to failed or flagged runs)",
             details={"runs": [len(xs), len(ys)], "pairs": len(pairs)},
             **common,
         )

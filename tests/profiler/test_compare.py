@@ -442,7 +442,7 @@ def test_paired_runs_with_too_few_usable_pairs_are_never_compared_unpaired() -> 
     c = compare.compare_latency(base, cand, paired=True)
     assert c.estimator is None and c.ci95 is None
     assert (
-        c.note
-        == "5 usable interleaved pairs, 6 needed for an interval (3 lost to failed or flagged runs)"
+        c.note == "5 usable interleaved pairs, 6 needed for an interval "
+        "(3 of the pairs with both results lost to failed or flagged runs)"
     )
     assert compare.decide([c])[0].verdict == "INCONCLUSIVE"
