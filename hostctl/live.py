@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hostctl.errors import HostctlError
+from hostctl.format import number
 from hostctl.gate import Subject, compare_subjects
 
 if TYPE_CHECKING:
@@ -154,15 +155,13 @@ class LiveOutcome:
             "interrupted": self.interrupted,
             "warmup_s": round(self.warmup_s, 1),
             "pairs_not_back_to_back": sum(self.not_back_to_back.values()),
-            "warmup_failures": [
-                {"device": f.device_id, "model": f.model, "state": f.state, "reason": f.reason}
-                for f in self.warmup_failures
-            ],
-            "failures": [
-                {"device": f.device_id, "model": f.model, "state": f.state, "reason": f.reason}
-                for f in self.failures
-            ],
+            "warmup_failures": [_failure_dict(f) for f in self.warmup_failures],
+            "failures": [_failure_dict(f) for f in self.failures],
         }
+
+
+def _failure_dict(f: Failure) -> dict[str, Any]:
+    return {"device": f.device_id, "model": f.model, "state": f.state, "reason": f.reason}
 
 
 def fewest_pairs(comparisons: int, look_alpha: float) -> int:
@@ -208,20 +207,14 @@ def _steady_start(doc: dict[str, Any] | None) -> float | None:
     steady = phases.get("steady") if isinstance(phases, dict) else None
     if not isinstance(steady, dict) or steady.get("clock") != "CLOCK_MONOTONIC":
         return None
-    return _number(steady.get("start_ns"))
+    return number(steady.get("start_ns"))
 
 
 def _wall_start(doc: dict[str, Any] | None) -> float | None:
     """When a run started, on the device's wall clock, as its environment records it."""
     env = doc.get("env") if isinstance(doc, dict) else None
     before = env.get("before") if isinstance(env, dict) else None
-    return _number(before.get("time")) if isinstance(before, dict) else None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        return None
-    return float(value)
+    return number(before.get("time")) if isinstance(before, dict) else None
 
 
 def _start_times(jobs: Sequence[Job]) -> list[float | None]:
@@ -276,6 +269,8 @@ def _baseline_must_run(jobs: Sequence[Job]) -> None:
     candidate is a regression the rounds will show): stop at once. ``jobs`` are the
     warm-up's, every job of it in plan order ("AB": a device's first is the
     baseline's), those without a result included (fleet.push returns them all)."""
+    from protocol.result import ResultError, read_result
+
     seen: set[str] = set()
     for job in jobs:
         if job.device_id in seen:
@@ -283,8 +278,6 @@ def _baseline_must_run(jobs: Sequence[Job]) -> None:
         seen.add(job.device_id)
         if job.result is None:
             continue
-        from protocol.result import ResultError, read_result
-
         try:
             run = read_result(job.result)
         except ResultError:
